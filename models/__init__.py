@@ -1,0 +1,64 @@
+"""Model registry, the input wrapper, and the one place where logits become probabilities.
+
+Every network takes normalised float images (N, 3, 32, 32) and returns logits: one logit for two classes
+(the probability of the positive class, BCE-with-logits) or one per class for more (softmax cross-entropy).
+`ImageClassifier` wraps a network with the normalisation so that callers feed raw uint8 images and the
+normalisation lives in exactly one place (and travels with the weights in the checkpoint).
+"""
+import torch
+from torch import nn
+
+from .model import FakeNet
+from .model_2 import FakeNet2
+
+MODELS = {
+    "model_2": FakeNet2,  # the seed's conv-BN-pool network
+    "model": FakeNet,     # the seed's pure-convolution baseline
+}
+
+
+def num_outputs_for(num_classes: int) -> int:
+    return 1 if num_classes == 2 else num_classes
+
+
+def build_model(name: str, num_classes: int = 2) -> nn.Module:
+    """A bare network by registry name, with the right number of outputs for `num_classes`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name](num_outputs=num_outputs_for(num_classes))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+class ImageClassifier(nn.Module):
+    """uint8 (or 0..1 float) NCHW images -> logits; normalisation is part of the model."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images):
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        return self.net((x - self.mean) / self.std)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C) class probabilities from logits; for one logit, column 1 is the positive class."""
+    if logits.ndim == 2 and logits.shape[1] == 1:
+        p = torch.sigmoid(logits.float())
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits.float(), dim=1)
+
+
+def loss_function(num_classes: int):
+    """BCE-with-logits for two classes (as the seed's BCE, but stable), cross-entropy for more."""
+    if num_classes == 2:
+        bce = nn.BCEWithLogitsLoss()
+        return lambda logits, labels: bce(logits.squeeze(1), labels.float())
+    return nn.CrossEntropyLoss()
