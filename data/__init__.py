@@ -1,0 +1,11 @@
+"""Data: where splits live (`sources`), decoding images (`images`), the uint8 array cache (`cache`) and
+batches drawn from it (`batches`)."""
+from .batches import Batches, split_train_val
+from .cache import CachedFolder, load_folder
+from .images import ImageError, load_image
+from .sources import default_data_root, DataError, default_test_path, prepare, resolve_split
+
+__all__ = [
+    "Batches", "split_train_val", "CachedFolder", "load_folder", "ImageError", "load_image",
+    "default_data_root", "DataError", "default_test_path", "prepare", "resolve_split",
+]

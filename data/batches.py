@@ -1,0 +1,83 @@
+"""Batches drawn from a cached uint8 tensor: seeded shuffling and augmentation on whole batches.
+
+Images stay uint8 until the model (which normalises them itself), so a batch costs one gather and a few
+tensor ops; flips, pad-and-crop and the seed's sharpness jitter run on the batch, on whatever device it is on.
+"""
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+
+def split_train_val(labels, val_fraction: float, seed: int):
+    """Seeded stratified split -> (train indices, validation indices), each sorted."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        if val_fraction > 0 and len(idx) > 1:
+            n_val = min(max(n_val, 1), len(idx) - 1)  # every class in both parts
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+class Batches:
+    """Iterate (uint8 images, int64 labels) batches. Each pass reshuffles with seed + pass number, so a
+    run is repeatable and a resumed run sees the same order it would have seen."""
+
+    def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
+                 crop_padding=0, sharpness=None, drop_last=False, device="cpu"):
+        self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
+        self.drop_last, self.device = drop_last, torch.device(device)
+        self.epoch = 0
+
+    def __len__(self):
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def augments(self) -> bool:
+        return bool(self.hflip or self.vflip or self.crop_padding or self.sharpness)
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1
+        n = len(self.labels)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            if self.shuffle:
+                idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
+            x = self.images[idx].to(self.device, non_blocking=True)
+            y = self.labels[idx].to(self.device, non_blocking=True)
+            if self.augments:
+                x = self.augment(x, gen)
+            yield x, y
+
+    def augment(self, x, gen):
+        n = x.shape[0]
+
+        def coin(p=0.5):
+            return (torch.rand(n, generator=gen) < p).to(x.device).view(n, 1, 1, 1)
+
+        if self.hflip:
+            x = torch.where(coin(), x.flip(3), x)
+        if self.vflip:
+            x = torch.where(coin(), x.flip(2), x)
+        if self.sharpness:
+            factor, p = self.sharpness
+            x = torch.where(coin(p), TF.adjust_sharpness(x, factor), x)
+        if self.crop_padding:
+            pad = self.crop_padding
+            h, w = x.shape[2:]
+            padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect" if x.is_floating_point() else "constant")
+            dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+            # one shift per batch keeps this a single slice; batches differ, so samples see many shifts
+            x = padded[:, :, dy:dy + h, dx:dx + w]
+        return x
