@@ -1,0 +1,30 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint on a split or folder: accuracy, balanced accuracy, precision, recall, F1, ROC-AUC,
+confusion matrix, per-class accuracy, n and images/s.
+
+For two classes REAL is negative and precision/recall/F1 are those of the positive class (FAKE or EDITED).
+A folder holding one class only (say, fakes from another generator) gets its detection rate and a 95% interval.
+"""
+import argparse
+import json
+
+from utils import cli
+from utils.inference import evaluate
+from utils.metrics import format_metrics
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train.py")
+    p.add_argument("--test-path", default="test", help="split name under images/ or a <CLASS>/ folder tree "
+                                                       "(default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    args = p.parse_args(argv)
+    metrics = evaluate(args.checkpoint, args.test_path, args.batch_size, args.device)
+    print(json.dumps(metrics) if args.json else format_metrics(metrics))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,32 @@
+#!/usr/bin/env python
+"""Unpack a dataset into images/ (the seed's base_path) and build the decoded caches of its splits.
+
+SOURCE: the shipped archive (default: ../shared/datasets/cifake-seed.tar.gz when it exists), a Kaggle-style
+CIFAKE zip or folder (train/REAL, train/FAKE, test/...), or any folder of <split>/<CLASS>/<images>.
+Splits already in images/ are kept as they are.
+"""
+import argparse
+import sys
+
+from data import default_data_root, load_folder, prepare
+from utils import cli
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", nargs="?", help="archive or folder (default: the shipped archive)")
+    p.add_argument("--data-root", default=None, help="where splits go (default images/ in the repo, or $AIC_DATA_ROOT)")
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="only unpack; decode each split on first use instead")
+    args = p.parse_args(argv)
+    root = args.data_root or default_data_root()
+    splits = prepare(args.source, root)
+    print(f"splits in {root}: {', '.join(splits)}")
+    if args.cache:
+        for split in splits:
+            load_folder(f"{root}/{split}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

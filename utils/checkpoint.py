@@ -1,0 +1,70 @@
+"""The checkpoint: one `.pt` file holding weights, model name, classes, image size, normalisation, the
+training config and validation metrics. Loaded with `weights_only=True`, so a checkpoint can never run code."""
+import pickle
+from pathlib import Path
+
+import torch
+
+from models import ImageClassifier, build_model
+
+FORMAT = "ai-image-classifier/checkpoint"
+VERSION = 1
+
+
+class CheckpointError(Exception):
+    """The file is missing, not a checkpoint, or unsafe; the message says which."""
+
+
+def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch) -> dict:
+    return {
+        "format": FORMAT, "version": VERSION, "model_name": model_name, "classes": list(classes),
+        "positive_class": classes[1] if len(classes) == 2 else None, "image_size": image_size,
+        "normalization": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config, "val_metrics": val_metrics, "epoch": epoch,
+    }
+
+
+def save_checkpoint(checkpoint: dict, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(path)  # never a half-written checkpoint
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: refused: not a plain-weights checkpoint, it would need to run code "
+                              f"to load ({first})") from None
+    except Exception as e:  # a foreign file can fail anywhere inside torch's reader
+        raise CheckpointError(f"{path}: not a checkpoint file ({type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: a torch file, but not an ai-image-classifier checkpoint "
+                              "(train.py writes those)")
+    if ck.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ck['version']} is newer than this code ({VERSION})")
+    return ck
+
+
+def model_from_checkpoint(ck: dict, device="cpu") -> ImageClassifier:
+    net = build_model(ck["model_name"], len(ck["classes"]))
+    norm = ck["normalization"]
+    model = ImageClassifier(net, norm["mean"], norm["std"])
+    model.load_state_dict(ck["state_dict"])
+    return model.to(device).eval()
+
+
+def load_classifier(path, device="cpu"):
+    """-> (model in eval mode on `device`, checkpoint dict)."""
+    ck = load_checkpoint(path)
+    return model_from_checkpoint(ck, device), ck

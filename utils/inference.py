@@ -1,0 +1,122 @@
+"""Evaluation and prediction: running a model over cached images or over arbitrary files."""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import DataError, ImageError, load_folder, load_image, resolve_split
+from models import probabilities
+from utils.checkpoint import load_classifier
+from utils.metrics import classification_metrics
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else is passed to torch as is."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+@torch.no_grad()
+def run_model(model, images, batch_size=512, device="cpu") -> torch.Tensor:
+    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch."""
+    model.eval()
+    device = torch.device(device)
+    images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device, non_blocking=True)
+        out.append(model(x).float().cpu())
+    if not out:
+        return torch.empty(0, 1)
+    return torch.cat(out)
+
+
+def map_labels(folder_classes, model_classes, where) -> np.ndarray:
+    """Index map from a folder's class order to the model's; an unknown class is a clear error."""
+    unknown = [c for c in folder_classes if c not in model_classes]
+    if unknown:
+        raise DataError(f"{where}: class folder(s) {', '.join(unknown)} unknown to the model; the folder has "
+                        f"{', '.join(folder_classes)}, the checkpoint knows {', '.join(model_classes)} "
+                        "(folder names are compared case-insensitively)")
+    return np.array([model_classes.index(c) for c in folder_classes], dtype=np.int64)
+
+
+def evaluate(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True) -> dict:
+    """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder."""
+    device = select_device(device)
+    model, ck = load_classifier(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
+    folder = load_folder(resolve_split(test_path), verbose=verbose)
+    labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels]
+    if len(labels) == 0:
+        raise DataError(f"{folder.root}: no readable images to evaluate")
+    start = time.perf_counter()
+    probs = probabilities(run_model(model.to(device), folder.images, batch_size, device)).numpy()
+    seconds = time.perf_counter() - start
+    metrics = classification_metrics(labels, probs, ck["classes"])
+    metrics.update(images_per_s=len(labels) / seconds, test_path=str(folder.root),
+                   skipped=len(folder.skipped), found=folder.found)
+    return metrics
+
+
+def expand_paths(paths):
+    """Files as given; folders recursively (sorted, hidden entries left out). Missing paths are kept so that
+    they are reported, not silently dropped."""
+    for p in paths:
+        p = Path(p)
+        if p.is_dir() and p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"):
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if not name.startswith("."):
+                        yield Path(dirpath) / name
+        else:
+            yield p  # a file, a missing path, or a directory named like an image: load_image says what is wrong
+
+
+def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
+    """Yield one dict per file, in order: {path, label, probability, probabilities} or {path, error}.
+    `probability` is that of the positive class for two classes, else that of the predicted class."""
+    device = select_device(device)
+    model, ck = load_classifier(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
+    classes = ck["classes"]
+    files = list(expand_paths(paths))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="predict")
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        results, arrays, slots = [], [], []
+        for path in chunk:
+            try:
+                array, _ = load_image(path)
+                slots.append(len(results))
+                arrays.append(array)
+                results.append({"path": str(path)})
+            except ImageError as e:
+                results.append({"path": str(path), "error": str(e)})
+        if arrays:
+            x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+            probs = probabilities(run_model(model, x, batch_size, device)).numpy()
+            for slot, p in zip(slots, probs):
+                k = int(p.argmax())
+                results[slot].update(
+                    label=classes[k],
+                    probability=float(p[1]) if len(classes) == 2 else float(p[k]),
+                    probabilities={c: float(v) for c, v in zip(classes, p)})
+        if bar:
+            bar.update(len(chunk))
+        yield from results
+    if bar:
+        bar.close()

@@ -1,0 +1,89 @@
+"""Classification metrics from labels and class probabilities (scikit-learn does the arithmetic)."""
+import math
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96):
+    """95% Wilson score interval for a rate; sound near 0 and 1, unlike the normal approximation."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def classification_metrics(labels, probs, classes) -> dict:
+    """labels (N,) int, probs (N, C) -> dict of plain floats/lists (JSON- and checkpoint-safe).
+
+    Binary: precision/recall/F1 of the positive class (classes[1]); more classes: macro averages.
+    A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    n_classes = len(classes)
+    preds = probs.argmax(axis=1)
+    all_labels = list(range(n_classes))
+    present = sorted(set(labels.tolist()))
+    cm = skm.confusion_matrix(labels, preds, labels=all_labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = {classes[c]: (float(cm[c, c] / cm[c].sum()) if cm[c].sum() else None) for c in all_labels}
+    binary = n_classes == 2
+    avg = dict(average="binary", pos_label=1) if binary else dict(average="macro", labels=present)
+    out = {
+        "n": int(len(labels)),
+        "classes": list(classes),
+        "positive_class": classes[1] if binary else None,
+        "accuracy": float(skm.accuracy_score(labels, preds)) if len(labels) else None,
+        "balanced_accuracy": float(np.mean([per_class[classes[c]] for c in present])) if present else None,
+        "precision": float(skm.precision_score(labels, preds, zero_division=0, **avg)),
+        "recall": float(skm.recall_score(labels, preds, zero_division=0, **avg)),
+        "f1": float(skm.f1_score(labels, preds, zero_division=0, **avg)),
+        "roc_auc": None,
+        "confusion_matrix": cm.tolist(),
+        "per_class_accuracy": per_class,
+    }
+    if len(present) >= 2:
+        if binary:
+            out["roc_auc"] = float(skm.roc_auc_score(labels, probs[:, 1]))
+        elif len(present) == n_classes:
+            out["roc_auc"] = float(skm.roc_auc_score(labels, probs, multi_class="ovr"))
+    if len(present) == 1:  # e.g. a folder of fakes from another generator
+        c = present[0]
+        hits = int(cm[c, c])
+        out["detection_rate"] = hits / len(labels)
+        out["detection_class"] = classes[c]
+        out["detection_rate_ci95"] = list(wilson_interval(hits, len(labels)))
+    return out
+
+
+def _fmt(v):
+    if v is None:
+        return "n/a"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def format_metrics(m: dict) -> str:
+    """A readable table of a metrics dict."""
+    lines = []
+    pos = m.get("positive_class")
+    if pos:
+        lines.append(f"positive class: {pos} (probabilities are P({pos}); {m['classes'][0]} is negative)")
+    for key in ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "images_per_s"):
+        if key in m:
+            lines.append(f"{key:>18}  {_fmt(m[key])}")
+    if "detection_rate" in m:
+        lo, hi = m["detection_rate_ci95"]
+        lines.append(f"{'detection_rate':>18}  {m['detection_rate']:.4f} of {m['n']} given "
+                     f"{m['detection_class']} (95% CI {lo:.4f}-{hi:.4f})")
+    lines.append("per-class accuracy: " + ", ".join(f"{c}={_fmt(v)}" for c, v in m["per_class_accuracy"].items()))
+    classes = m["classes"]
+    width = max(8, *(len(c) + 2 for c in classes))
+    lines.append("confusion matrix (rows: true, columns: predicted)")
+    lines.append(" " * width + "".join(f"{c:>{width}}" for c in classes))
+    for c, row in zip(classes, m["confusion_matrix"]):
+        lines.append(f"{c:>{width}}" + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
