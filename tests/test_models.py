@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from models import ImageClassifier, build_model, count_parameters, loss_function, probabilities
+
+
+def test_parameter_counts_match_the_seed():
+    assert count_parameters(build_model("model_2")) == 1_454_081
+    # the seed's FakeNet with its head fixed to 256 -> 128 (the published file crashed on shapes)
+    assert count_parameters(build_model("model")) == 1_295_073
+
+
+@pytest.mark.parametrize("name", ["model_2", "model"])
+@pytest.mark.parametrize("num_classes,outputs", [(2, 1), (3, 3)])
+def test_forward_shapes(name, num_classes, outputs):
+    net = build_model(name, num_classes).eval()
+    assert net(torch.rand(4, 3, 32, 32)).shape == (4, outputs)
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(ValueError, match="model_2"):
+        build_model("resnet999")
+
+
+def test_probabilities_binary_column_is_the_positive_class():
+    p = probabilities(torch.tensor([[0.0], [10.0], [-10.0]]))
+    assert torch.allclose(p.sum(1), torch.ones(3))
+    assert p[0, 1] == pytest.approx(0.5) and p[1, 1] > 0.99 and p[2, 1] < 0.01
+
+
+def test_probabilities_multiclass_softmax():
+    p = probabilities(torch.tensor([[1.0, 2.0, 3.0]]))
+    assert torch.allclose(p.sum(1), torch.ones(1)) and p.argmax() == 2
+
+
+def test_classifier_normalises_uint8_and_float_inputs_alike():
+    torch.manual_seed(0)
+    model = ImageClassifier(build_model("model_2"), [0.5, 0.4, 0.3], [0.2, 0.2, 0.2]).eval()
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(model(x), model(x.float() / 255), atol=1e-5)
+
+
+def test_loss_matches_bce_and_cross_entropy():
+    logits = torch.tensor([[2.0], [-1.0]])
+    y = torch.tensor([1, 0])
+    expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits.squeeze(1)), y.float())
+    assert loss_function(2)(logits, y) == pytest.approx(float(expected), rel=1e-5)
+    logits3 = torch.tensor([[2.0, 0.0, -1.0]])
+    assert loss_function(3)(logits3, torch.tensor([0])) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits3, torch.tensor([0]))))
