@@ -52,21 +52,54 @@ def map_labels(folder_classes, model_classes, where) -> np.ndarray:
     return np.array([model_classes.index(c) for c in folder_classes], dtype=np.int64)
 
 
-def evaluate(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True) -> dict:
-    """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder."""
+def _classifier(checkpoint, device):
+    """A checkpoint path, or an already loaded (model, checkpoint dict) pair."""
+    if isinstance(checkpoint, (str, Path)):
+        return load_classifier(checkpoint, device)
+    model, ck = checkpoint
+    return model.to(device), ck
+
+
+def predict_folder(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True):
+    """Score every image of a split or <CLASS>/ folder tree.
+
+    -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, seconds).
+    """
     device = select_device(device)
-    model, ck = load_classifier(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
+    model, ck = _classifier(checkpoint, device)
     folder = load_folder(resolve_split(test_path), verbose=verbose)
     labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels]
     if len(labels) == 0:
         raise DataError(f"{folder.root}: no readable images to evaluate")
     start = time.perf_counter()
-    probs = probabilities(run_model(model.to(device), folder.images, batch_size, device)).numpy()
-    seconds = time.perf_counter() - start
-    metrics = classification_metrics(labels, probs, ck["classes"])
-    metrics.update(images_per_s=len(labels) / seconds, test_path=str(folder.root),
+    probs = probabilities(run_model(model, folder.images, batch_size, device)).numpy()
+    return dict(folder=folder, labels=labels, probs=probs, classes=ck["classes"],
+                seconds=time.perf_counter() - start)
+
+
+def evaluate(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True) -> dict:
+    """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder."""
+    scored = predict_folder(checkpoint, test_path, batch_size, device, verbose)
+    folder, labels = scored["folder"], scored["labels"]
+    metrics = classification_metrics(labels, scored["probs"], scored["classes"])
+    metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found)
     return metrics
+
+
+def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:
+    """n random indices of true class `cls` (seeded)."""
+    idx = np.flatnonzero(np.asarray(labels) == cls)
+    return sorted(np.random.default_rng(seed).permutation(idx)[:n].tolist())
+
+
+def confident_mistakes(labels, probs, true_cls: int, n: int) -> list:
+    """Indices of images of class `true_cls` given another label, most confident first (what the seed hunted
+    for by hand: 'predicts fake but is actually real' and the reverse)."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    pred = probs.argmax(1)
+    idx = np.flatnonzero((labels == true_cls) & (pred != true_cls))
+    return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
 
 def expand_paths(paths):
@@ -88,7 +121,7 @@ def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
     """Yield one dict per file, in order: {path, label, probability, probabilities} or {path, error}.
     `probability` is that of the positive class for two classes, else that of the predicted class."""
     device = select_device(device)
-    model, ck = load_classifier(checkpoint, device) if isinstance(checkpoint, (str, Path)) else checkpoint
+    model, ck = _classifier(checkpoint, device)
     classes = ck["classes"]
     files = list(expand_paths(paths))
     bar = None

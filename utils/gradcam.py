@@ -1,0 +1,43 @@
+"""Grad-CAM heatmaps for any registered model, computed by captum (LayerGradCam) rather than hand-written
+hooks: captum is maintained with PyTorch and needs nothing beyond it (pytorch-grad-cam pulls in OpenCV)."""
+import numpy as np
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from torch import nn
+
+
+def last_conv_layer(model: nn.Module) -> nn.Module:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a model with at least one Conv2d layer")
+    return convs[-1]
+
+
+class _ClassLogits(nn.Module):
+    """One logit per class, so that a single-logit binary model can be explained for either class."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits = self.model(x)
+        return torch.cat([-logits, logits], dim=1) if logits.shape[1] == 1 else logits
+
+
+def gradcam(model: nn.Module, images, target=None) -> tuple:
+    """-> (heatmaps (N, H, W) in 0..1, the explained class per image: by default the predicted one)."""
+    model.eval()
+    x = torch.as_tensor(np.asarray(images))
+    wrapped = _ClassLogits(model)
+    with torch.no_grad():
+        predicted = wrapped(x).argmax(1)
+    target = predicted if target is None else torch.as_tensor(target).expand(len(x))
+    layer_cam = LayerGradCam(wrapped, last_conv_layer(model))
+    with torch.enable_grad():
+        cam = layer_cam.attribute(x.float() if x.dtype != torch.uint8 else x, target=target,
+                                  relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")
+    cam = cam.detach().squeeze(1)
+    peak = cam.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
+    return (cam / peak).numpy(), target.numpy()

@@ -1,0 +1,66 @@
+"""All pictures of a checkpoint on a test split, written as PNG files (visualize.py and the notebook)."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from utils import plots
+from utils.checkpoint import load_classifier
+from utils.gradcam import gradcam
+from utils.inference import confident_mistakes, predict_folder, random_examples
+from utils.metrics import classification_metrics
+
+
+def load_history(run_dir):
+    """The epoch rows of a run folder's history.json, or None when there is none."""
+    path = Path(run_dir) / "history.json"
+    return json.loads(path.read_text())["history"] if path.is_file() else None
+
+
+def gradcam_grid(model, images, labels, probs, classes, indices, suptitle="Grad-CAM (predicted class)"):
+    chosen = np.stack([np.asarray(images[i]) for i in indices])
+    heat, _ = gradcam(model, chosen)
+    titles, correct = plots.prediction_titles(labels, probs, classes, indices)
+    return plots.image_grid(chosen, titles, correct, ncols=4, overlays=heat, suptitle=suptitle)
+
+
+def write_report(checkpoint, test_path, out_dir, run_dir=None, n=4, seed=0, device="auto", scored=None) -> list:
+    """Curves (from run_dir's history), confusion matrix, ROC, per-class and random 2x2 grids, the most
+    confident mistakes of each kind, and Grad-CAM overlays. Returns the PNG paths written.
+    `scored`: predict_folder's result when the caller has it already (the notebook), to score only once."""
+    model, ck = load_classifier(checkpoint, "cpu")
+    scored = scored or predict_folder((model, ck), test_path, device=device)
+    images, labels, probs, classes = scored["folder"].images, scored["labels"], scored["probs"], scored["classes"]
+    out = Path(out_dir)
+    written = []
+
+    def save(fig, name):
+        written.append(plots.save(fig, out / name))
+
+    run_dir = Path(run_dir) if run_dir else Path(checkpoint).parent
+    history = load_history(run_dir)
+    if history:
+        save(plots.training_curves(history), "curves.png")
+    metrics = classification_metrics(labels, probs, classes)
+    save(plots.confusion_figure(metrics["confusion_matrix"], classes,
+                                f"confusion matrix (accuracy {metrics['accuracy']:.4f})"), "confusion.png")
+    if len(set(labels.tolist())) > 1:
+        save(plots.roc_figure(labels, probs, classes), "roc.png")
+    for k, cls in enumerate(classes):
+        idx = random_examples(labels, k, n, seed)
+        if idx:
+            save(plots.prediction_grid(images, labels, probs, classes, idx, suptitle=f"{cls}: random examples"),
+                 f"grid_{cls.lower()}.png")
+        mistakes = confident_mistakes(labels, probs, k, n)
+        if mistakes:
+            save(plots.prediction_grid(images, labels, probs, classes, mistakes,
+                                       suptitle=f"{cls} images, most confidently misclassified"),
+                 f"mistakes_{cls.lower()}.png")
+    rng = np.random.default_rng(seed)
+    sample = sorted(rng.choice(len(labels), min(n, len(labels)), replace=False).tolist())
+    save(plots.prediction_grid(images, labels, probs, classes, sample, suptitle="random test images"),
+         "grid_random.png")
+    explain = [i for k in range(len(classes)) for i in random_examples(labels, k, 2, seed)]
+    explain += [i for k in range(len(classes)) for i in confident_mistakes(labels, probs, k, 1)]
+    save(gradcam_grid(model, images, labels, probs, classes, explain), "gradcam.png")
+    return written
