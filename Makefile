@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean-cache
+.PHONY: setup demo test bench notebook clean-cache
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+notebook: setup
+	$(BIN)/jupyter lab optim_visualizer.ipynb
 
 bench: setup
 	$(BIN)/python bench/pipeline.py

@@ -18,7 +18,7 @@ def main(argv=None):
     p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train.py")
     p.add_argument("--test-path", default="test", help="split name under images/ or a <CLASS>/ folder tree "
                                                        "(default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)

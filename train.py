@@ -22,8 +22,9 @@ def parse_args(argv=None):
                    help="split or folder reported after training; default: the seed's pairing (train* -> test, "
                         "train-real-edited -> test-real-edited, ...); 'none' to skip")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="default",
-                   help="named defaults: 'default' (measured, see README) or 'seed' (the seed notebook's Adam 1e-3,"
-                        " batch 64, 20 epochs, no schedule, h+v flips, sharpness jitter); flags below override it")
+                   help="named defaults: 'default' (measured, see README), 'seed' (the seed notebook's Adam 1e-3,"
+                        " batch 64, 20 epochs, no schedule, h+v flips, sharpness jitter) or 'fast' (one pass over "
+                        "10k images, for --train-path train); flags below override it")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")

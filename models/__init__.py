@@ -33,11 +33,15 @@ def count_parameters(model: nn.Module) -> int:
 
 
 class ImageClassifier(nn.Module):
-    """uint8 (or 0..1 float) NCHW images -> logits; normalisation is part of the model."""
+    """uint8 (or 0..1 float) NCHW images -> logits; normalisation is part of the model.
+
+    Weights and activations are kept channels-last: oneDNN's CPU convolutions (and cuDNN's with AMP) run
+    faster that way (measured here for model_2: about 1.3x training, 1.5-2x inference on 2 CPU cores).
+    """
 
     def __init__(self, net: nn.Module, mean, std):
         super().__init__()
-        self.net = net
+        self.net = net.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -45,7 +49,8 @@ class ImageClassifier(nn.Module):
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
-        return self.net((x - self.mean) / self.std)
+        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return self.net(x)
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 @torch.no_grad()
-def run_model(model, images, batch_size=512, device="cpu") -> torch.Tensor:
+def run_model(model, images, batch_size=256, device="cpu") -> torch.Tensor:
     """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch."""
     model.eval()
     device = torch.device(device)
@@ -60,7 +60,7 @@ def _classifier(checkpoint, device):
     return model.to(device), ck
 
 
-def predict_folder(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True):
+def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True):
     """Score every image of a split or <CLASS>/ folder tree.
 
     -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, seconds).
@@ -77,7 +77,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=512, device="auto", 
                 seconds=time.perf_counter() - start)
 
 
-def evaluate(checkpoint, test_path="test", batch_size=512, device="auto", verbose=True) -> dict:
+def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True) -> dict:
     """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder."""
     scored = predict_folder(checkpoint, test_path, batch_size, device, verbose)
     folder, labels = scored["folder"], scored["labels"]
