@@ -20,9 +20,12 @@ def main(argv=None):
                                                        "(default %(default)s)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument("--jpeg-quality", type=int, metavar="Q",
+                   help="also re-save every test image as JPEG at quality Q and report the accuracy change "
+                        "(the JPEG-shortcut check)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
-    metrics = evaluate(args.checkpoint, args.test_path, args.batch_size, args.device)
+    metrics = evaluate(args.checkpoint, args.test_path, args.batch_size, args.device, jpeg_quality=args.jpeg_quality)
     print(json.dumps(metrics) if args.json else format_metrics(metrics))
 
 

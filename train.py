@@ -35,6 +35,10 @@ def parse_args(argv=None):
     p.add_argument("--crop-padding", type=int, help="pad-and-random-crop by this many pixels (0: off)")
     p.add_argument("--val-fraction", type=float, help="seeded validation part of the training folder (default 0.1)")
     p.add_argument("--max-train-images", type=int, help="train on a seeded subset of this many images")
+    p.add_argument("--balance", action="store_true", default=None,
+                   help="weight the loss inversely to class frequency (for the 1.5k-vs-5k EDITED splits)")
+    p.add_argument("--tune-threshold", action="store_true", default=None,
+                   help="two classes: choose the decision threshold on the validation split (stored in the checkpoint)")
     p.add_argument("--seed", type=int, help="seed for the split, initialisation and batch order (default 0)")
     p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--out", help="run folder (default runs/<model>-<train split>-<time>)")

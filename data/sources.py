@@ -38,13 +38,14 @@ def order_classes(names) -> list:
     return sorted(upper, key=lambda c: (c != NEGATIVE_CLASS, c))
 
 
+TEST_PAIRING = {"train-real-edited": "test-real-edited", "train-fake-edited": "test-fake-edited",
+                "train-3class": "test-3class"}
+
+
 def default_test_path(train_path: str) -> str:
-    """The seed's pairing: train-real-edited -> test-real-edited, train-fake-edited -> test-fake-edited,
-    any other train* -> test."""
-    name = Path(str(train_path).rstrip("/")).name
-    if name.startswith("train-") and name.endswith("-edited"):
-        return "test-" + name[len("train-"):]
-    return "test"
+    """The seed's pairing: train-real-edited -> test-real-edited, train-fake-edited -> test-fake-edited (and
+    train-3class -> test-3class); any other split -> test."""
+    return TEST_PAIRING.get(Path(str(train_path).rstrip("/")).name, "test")
 
 
 def list_splits(data_root=None) -> list:
@@ -65,6 +66,10 @@ def resolve_split(path_or_name, data_root=None, auto_prepare=True) -> Path:
         candidate = root / p.name
         if not candidate.is_dir() and auto_prepare and DEFAULT_ARCHIVE.is_file() and not list_splits(root):
             prepare(DEFAULT_ARCHIVE, root)
+        if not candidate.is_dir() and list_splits(root):
+            from .derived import build_derived_splits
+            if p.name in build_derived_splits(root):
+                return candidate.resolve()
         if candidate.is_dir():
             return candidate.resolve()
     have = list_splits(root)
@@ -139,4 +144,6 @@ def prepare(source=None, data_root=None, verbose=True) -> list:
             counts = ", ".join(f"{c.name}={sum(1 for _ in c.iterdir())}" for c in sorted(target.iterdir())
                                if c.is_dir())
             log(f"  {split.name}: {counts}")
+    from .derived import build_derived_splits  # here, not at the top: derived builds on this module
+    build_derived_splits(root, verbose)
     return list_splits(root)

@@ -61,9 +61,22 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1)
 
 
-def loss_function(num_classes: int):
-    """BCE-with-logits for two classes (as the seed's BCE, but stable), cross-entropy for more."""
+def decide(probs, threshold=None):
+    """Class indices from (N, C) probabilities: argmax, or for two classes P(positive) >= threshold when a
+    threshold was tuned on validation (it is stored in the checkpoint)."""
+    probs = torch.as_tensor(probs)
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold).long()
+    return probs.argmax(1)
+
+
+def loss_function(num_classes: int, class_counts=None):
+    """BCE-with-logits for two classes (as the seed's BCE, but stable), cross-entropy for more.
+    With `class_counts` the classes are weighted inversely to their frequency (for a minority like EDITED)."""
+    counts = None if class_counts is None else torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1)
     if num_classes == 2:
-        bce = nn.BCEWithLogitsLoss()
-        return lambda logits, labels: bce(logits.squeeze(1), labels.float())
-    return nn.CrossEntropyLoss()
+        pos_weight = None if counts is None else counts[0] / counts[1]
+        bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        return lambda logits, labels: bce(logits.squeeze(1).float(), labels.float())
+    weight = None if counts is None else counts.sum() / (len(counts) * counts)
+    return nn.CrossEntropyLoss(weight=weight)

@@ -20,7 +20,9 @@ def test_from_a_tar_gz_with_a_wrapping_folder(tmp_path):
     with tarfile.open(archive, "w:gz") as t:
         t.add(src, arcname="images")
     dest = tmp_path / "dest"
-    assert prepare(archive, dest, verbose=False) == ["test", "train"]
+    # the edited test sets are derived from test as soon as it is there
+    assert prepare(archive, dest, verbose=False) == ["test", "test-3class", "test-fake-edited", "test-real-edited",
+                                                     "train"]
     assert len(list((dest / "train" / "REAL").iterdir())) == 3
     assert not [p for p in dest.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
 
@@ -31,7 +33,7 @@ def test_from_a_kaggle_style_zip(tmp_path):
     with zipfile.ZipFile(archive, "w") as z:
         for f in src.rglob("*.png"):
             z.write(f, f.relative_to(src))
-    assert prepare(archive, tmp_path / "dest", verbose=False) == ["test", "train"]
+    assert {"test", "train"} <= set(prepare(archive, tmp_path / "dest", verbose=False))
 
 
 def test_from_a_folder_copies_and_keeps_existing_splits(tmp_path):
@@ -69,13 +71,15 @@ def test_seed_test_pairing():
     assert default_test_path("train-small") == "test"
     assert default_test_path("train-real-edited") == "test-real-edited"
     assert default_test_path("images/train-fake-edited/") == "test-fake-edited"
+    assert default_test_path("train-3class") == "test-3class"
 
 
 @pytest.mark.skipif(not SHIPPED_ARCHIVE.is_file(), reason=f"shipped archive {SHIPPED_ARCHIVE} not present")
 def test_shipped_archive_unpacks_into_the_seed_layout(tmp_path, monkeypatch):
     dest = tmp_path / "images"
     splits = prepare(SHIPPED_ARCHIVE, dest, verbose=False)
-    assert {"train", "train-small", "train-medium", "test", "train-real-edited", "train-fake-edited"} <= set(splits)
+    assert {"train", "train-small", "train-medium", "test", "train-real-edited", "train-fake-edited",
+            "test-real-edited", "test-fake-edited", "test-3class", "train-3class"} <= set(splits)
     assert len(list((dest / "train-small" / "REAL").iterdir())) == 1000
     assert len(list((dest / "train-real-edited" / "EDITED").iterdir())) == 1500
     # a split name resolves, and train.py's auto-prepare finds it under the data root

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from data import DataError, ImageError, load_folder, load_image, resolve_split
-from models import probabilities
+from models import decide, probabilities
 from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics
 
@@ -60,10 +60,22 @@ def _classifier(checkpoint, device):
     return model.to(device), ck
 
 
-def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True):
-    """Score every image of a split or <CLASS>/ folder tree.
+def jpeg_resave(images, quality: int) -> torch.Tensor:
+    """Every uint8 (N, 3, H, W) image encoded and decoded as JPEG at `quality` (torchvision, batched lists)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+    images = torch.as_tensor(np.asarray(images))
+    out = []
+    for start in range(0, len(images), 1024):
+        encoded = encode_jpeg(list(images[start:start + 1024]), quality=int(quality))
+        out.extend(decode_jpeg(encoded))
+    return torch.stack(out)
 
-    -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, seconds).
+
+def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True, jpeg_quality=None):
+    """Score every image of a split or <CLASS>/ folder tree (re-saved as JPEG first with `jpeg_quality`).
+
+    -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, threshold,
+    seconds).
     """
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
@@ -71,19 +83,31 @@ def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", 
     labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels]
     if len(labels) == 0:
         raise DataError(f"{folder.root}: no readable images to evaluate")
+    images = folder.images if jpeg_quality is None else jpeg_resave(folder.images, jpeg_quality)
     start = time.perf_counter()
-    probs = probabilities(run_model(model, folder.images, batch_size, device)).numpy()
+    probs = probabilities(run_model(model, images, batch_size, device)).numpy()
     return dict(folder=folder, labels=labels, probs=probs, classes=ck["classes"],
-                seconds=time.perf_counter() - start)
+                threshold=ck.get("threshold"), seconds=time.perf_counter() - start)
 
 
-def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True) -> dict:
-    """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder."""
+def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True, jpeg_quality=None) -> dict:
+    """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder.
+
+    With `jpeg_quality`, the same images are also re-saved as JPEG at that quality and scored again: the
+    accuracy change exposes a model that learned compression history rather than the content."""
+    device = select_device(device)
+    checkpoint = _classifier(checkpoint, device)
     scored = predict_folder(checkpoint, test_path, batch_size, device, verbose)
     folder, labels = scored["folder"], scored["labels"]
-    metrics = classification_metrics(labels, scored["probs"], scored["classes"])
+    metrics = classification_metrics(labels, scored["probs"], scored["classes"], scored["threshold"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found)
+    if jpeg_quality is not None:
+        resaved = predict_folder(checkpoint, test_path, batch_size, device, False, jpeg_quality)
+        again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"])
+        metrics.update(jpeg_quality=int(jpeg_quality), jpeg_accuracy=again["accuracy"],
+                       jpeg_balanced_accuracy=again["balanced_accuracy"],
+                       jpeg_accuracy_change=again["accuracy"] - metrics["accuracy"])
     return metrics
 
 
@@ -93,11 +117,11 @@ def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:
     return sorted(np.random.default_rng(seed).permutation(idx)[:n].tolist())
 
 
-def confident_mistakes(labels, probs, true_cls: int, n: int) -> list:
+def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> list:
     """Indices of images of class `true_cls` given another label, most confident first (what the seed hunted
     for by hand: 'predicts fake but is actually real' and the reverse)."""
     labels, probs = np.asarray(labels), np.asarray(probs)
-    pred = probs.argmax(1)
+    pred = decide(probs, threshold).numpy()
     idx = np.flatnonzero((labels == true_cls) & (pred != true_cls))
     return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
@@ -142,8 +166,8 @@ def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
         if arrays:
             x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
             probs = probabilities(run_model(model, x, batch_size, device)).numpy()
-            for slot, p in zip(slots, probs):
-                k = int(p.argmax())
+            decisions = decide(probs, ck.get("threshold")).tolist()
+            for slot, p, k in zip(slots, probs, decisions):
                 results[slot].update(
                     label=classes[k],
                     probability=float(p[1]) if len(classes) == 2 else float(p[k]),

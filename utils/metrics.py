@@ -16,16 +16,18 @@ def wilson_interval(successes: int, n: int, z: float = 1.96):
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def classification_metrics(labels, probs, classes) -> dict:
+def classification_metrics(labels, probs, classes, threshold=None) -> dict:
     """labels (N,) int, probs (N, C) -> dict of plain floats/lists (JSON- and checkpoint-safe).
 
     Binary: precision/recall/F1 of the positive class (classes[1]); more classes: macro averages.
     A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval.
+    `threshold`: for two classes, P(positive) >= threshold decides (see models.decide).
     """
+    from models import decide
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     n_classes = len(classes)
-    preds = probs.argmax(axis=1)
+    preds = decide(probs, threshold).numpy()
     all_labels = list(range(n_classes))
     present = sorted(set(labels.tolist()))
     cm = skm.confusion_matrix(labels, preds, labels=all_labels)
@@ -45,7 +47,13 @@ def classification_metrics(labels, probs, classes) -> dict:
         "roc_auc": None,
         "confusion_matrix": cm.tolist(),
         "per_class_accuracy": per_class,
+        "per_class": {},
+        "threshold": threshold,
     }
+    prec, rec, f1, support = skm.precision_recall_fscore_support(labels, preds, labels=all_labels, zero_division=0)
+    for c in all_labels:
+        out["per_class"][classes[c]] = {"precision": float(prec[c]), "recall": float(rec[c]), "f1": float(f1[c]),
+                                        "support": int(support[c])}
     if len(present) >= 2:
         if binary:
             out["roc_auc"] = float(skm.roc_auc_score(labels, probs[:, 1]))
@@ -79,7 +87,14 @@ def format_metrics(m: dict) -> str:
         lo, hi = m["detection_rate_ci95"]
         lines.append(f"{'detection_rate':>18}  {m['detection_rate']:.4f} of {m['n']} given "
                      f"{m['detection_class']} (95% CI {lo:.4f}-{hi:.4f})")
-    lines.append("per-class accuracy: " + ", ".join(f"{c}={_fmt(v)}" for c, v in m["per_class_accuracy"].items()))
+    if m.get("threshold") is not None:
+        lines.append(f"{'threshold':>18}  {m['threshold']:.4f} (tuned on validation)")
+    if "jpeg_quality" in m:
+        lines.append(f"{'jpeg re-save':>18}  quality {m['jpeg_quality']}: accuracy {m['jpeg_accuracy']:.4f} "
+                     f"({m['jpeg_accuracy_change']:+.4f} against the files as they are)")
+    lines.append(f"{'class':>18}  precision  recall     f1  support")
+    for c, v in m["per_class"].items():
+        lines.append(f"{c:>18}  {v['precision']:9.4f} {v['recall']:7.4f} {v['f1']:6.4f} {v['support']:8d}")
     classes = m["classes"]
     width = max(8, *(len(c) + 2 for c in classes))
     lines.append("confusion matrix (rows: true, columns: predicted)")

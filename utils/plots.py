@@ -7,6 +7,8 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, roc_curve
 
+from models import decide
+
 RIGHT, WRONG = "#1a9850", "#d73027"
 
 
@@ -44,23 +46,24 @@ def image_grid(images, titles, correct=None, ncols=2, size=2.2, suptitle=None, o
     return fig
 
 
-def prediction_titles(labels, probs, classes, indices=None):
+def prediction_titles(labels, probs, classes, indices=None, threshold=None):
     """'true FAKE / pred REAL 0.93' (the probability of the predicted class) and right/wrong flags."""
     probs = np.asarray(probs)
     labels = np.asarray(labels)
     indices = range(len(labels)) if indices is None else indices
+    decisions = decide(probs, threshold).numpy()
     titles, correct = [], []
     for i in indices:
-        k = int(probs[i].argmax())
+        k = int(decisions[i])
         titles.append(f"#{i} true {classes[labels[i]]}\npred {classes[k]} {probs[i, k]:.2f}")
         correct.append(k == labels[i])
     return titles, correct
 
 
-def prediction_grid(images, labels, probs, classes, indices, ncols=2, suptitle=None, **kw):
+def prediction_grid(images, labels, probs, classes, indices, ncols=2, suptitle=None, threshold=None, **kw):
     """A grid of chosen examples of a prediction run: indices into images/labels/probs."""
     indices = list(indices)
-    titles, correct = prediction_titles(labels, probs, classes, indices)
+    titles, correct = prediction_titles(labels, probs, classes, indices, threshold)
     return image_grid([images[i] for i in indices], titles, correct, ncols=ncols, suptitle=suptitle, **kw)
 
 

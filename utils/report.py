@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.derived import edit_regions
 from utils import plots
 from utils.checkpoint import load_classifier
 from utils.gradcam import gradcam
@@ -17,10 +18,11 @@ def load_history(run_dir):
     return json.loads(path.read_text())["history"] if path.is_file() else None
 
 
-def gradcam_grid(model, images, labels, probs, classes, indices, suptitle="Grad-CAM (predicted class)"):
+def gradcam_grid(model, images, labels, probs, classes, indices, suptitle="Grad-CAM (predicted class)",
+                 threshold=None):
     chosen = np.stack([np.asarray(images[i]) for i in indices])
     heat, _ = gradcam(model, chosen)
-    titles, correct = plots.prediction_titles(labels, probs, classes, indices)
+    titles, correct = plots.prediction_titles(labels, probs, classes, indices, threshold)
     return plots.image_grid(chosen, titles, correct, ncols=4, overlays=heat, suptitle=suptitle)
 
 
@@ -31,6 +33,7 @@ def write_report(checkpoint, test_path, out_dir, run_dir=None, n=4, seed=0, devi
     model, ck = load_classifier(checkpoint, "cpu")
     scored = scored or predict_folder((model, ck), test_path, device=device)
     images, labels, probs, classes = scored["folder"].images, scored["labels"], scored["probs"], scored["classes"]
+    threshold, regions = scored.get("threshold"), edit_regions(scored["folder"])
     out = Path(out_dir)
     written = []
 
@@ -41,7 +44,7 @@ def write_report(checkpoint, test_path, out_dir, run_dir=None, n=4, seed=0, devi
     history = load_history(run_dir)
     if history:
         save(plots.training_curves(history), "curves.png")
-    metrics = classification_metrics(labels, probs, classes)
+    metrics = classification_metrics(labels, probs, classes, threshold)
     save(plots.confusion_figure(metrics["confusion_matrix"], classes,
                                 f"confusion matrix (accuracy {metrics['accuracy']:.4f})"), "confusion.png")
     if len(set(labels.tolist())) > 1:
@@ -49,18 +52,20 @@ def write_report(checkpoint, test_path, out_dir, run_dir=None, n=4, seed=0, devi
     for k, cls in enumerate(classes):
         idx = random_examples(labels, k, n, seed)
         if idx:
-            save(plots.prediction_grid(images, labels, probs, classes, idx, suptitle=f"{cls}: random examples"),
+            save(plots.prediction_grid(images, labels, probs, classes, idx, suptitle=f"{cls}: random examples",
+                                       threshold=threshold, boxes=[regions[i] for i in idx]),
                  f"grid_{cls.lower()}.png")
-        mistakes = confident_mistakes(labels, probs, k, n)
+        mistakes = confident_mistakes(labels, probs, k, n, threshold)
         if mistakes:
-            save(plots.prediction_grid(images, labels, probs, classes, mistakes,
-                                       suptitle=f"{cls} images, most confidently misclassified"),
+            save(plots.prediction_grid(images, labels, probs, classes, mistakes, threshold=threshold,
+                                       suptitle=f"{cls} images, most confidently misclassified",
+                                       boxes=[regions[i] for i in mistakes]),
                  f"mistakes_{cls.lower()}.png")
     rng = np.random.default_rng(seed)
     sample = sorted(rng.choice(len(labels), min(n, len(labels)), replace=False).tolist())
-    save(plots.prediction_grid(images, labels, probs, classes, sample, suptitle="random test images"),
-         "grid_random.png")
+    save(plots.prediction_grid(images, labels, probs, classes, sample, suptitle="random test images",
+                               threshold=threshold, boxes=[regions[i] for i in sample]), "grid_random.png")
     explain = [i for k in range(len(classes)) for i in random_examples(labels, k, 2, seed)]
-    explain += [i for k in range(len(classes)) for i in confident_mistakes(labels, probs, k, 1)]
-    save(gradcam_grid(model, images, labels, probs, classes, explain), "gradcam.png")
+    explain += [i for k in range(len(classes)) for i in confident_mistakes(labels, probs, k, 1, threshold)]
+    save(gradcam_grid(model, images, labels, probs, classes, explain, threshold=threshold), "gradcam.png")
     return written

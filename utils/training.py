@@ -49,6 +49,8 @@ class TrainConfig:
     out: str = None                # run folder; default runs/<model>-<train split>-<time>
     resume: bool = False
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
+    balance: bool = False          # weight the loss inversely to class frequency (EDITED is a minority)
+    tune_threshold: bool = False   # two classes: pick the decision threshold with the best validation balanced accuracy
     progress: bool = True
 
 
@@ -110,6 +112,14 @@ def _scheduler(optimizer, config, steps_per_epoch):
     raise ValueError(f"unknown schedule {config.schedule!r}; use onecycle, cosine or none")
 
 
+def tune_threshold(labels, probs) -> float:
+    """The P(positive) cut with the best balanced accuracy on these (validation) labels."""
+    labels = np.asarray(labels)
+    candidates = np.unique(np.concatenate([[0.5], np.quantile(probs[:, 1], np.linspace(0.01, 0.99, 197))]))
+    scores = [classification_metrics(labels, probs, ["n", "p"], t)["balanced_accuracy"] for t in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
 def validate(model, images, labels, classes, loss_fn, device, batch_size=256) -> dict:
     logits = run_model(model, images, batch_size, device)
     y = torch.as_tensor(np.asarray(labels))
@@ -168,7 +178,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _scheduler(optimizer, config, len(batches))
-    loss_fn = loss_function(len(classes))
+    loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None)
     autocast, scaler = _autocast(device)
     config_dict = dataclasses.asdict(config)
 
@@ -239,6 +249,13 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         (run_dir / "history.json").write_text(json.dumps({"config": config_dict, "classes": classes,
                                                          "parameters": n_params, "history": history,
                                                          "best_val": best}, indent=2))
+
+    if config.tune_threshold and len(classes) == 2:
+        best_ck = load_checkpoint(best_path)
+        val_probs = probabilities(run_model(model_from_checkpoint(best_ck, device), val_images, 256, device)).numpy()
+        best_ck["threshold"] = tune_threshold(val_labels, val_probs)
+        save_checkpoint(best_ck, best_path)
+        log(f"decision threshold tuned on validation: P({classes[1]}) >= {best_ck['threshold']:.4f}")
 
     result = {"run_dir": str(run_dir), "checkpoint": str(best_path), "history": history, "best_val": best,
               "parameters": n_params, "classes": classes, "test_metrics": None}
