@@ -80,7 +80,7 @@ def random_edit(img, rng):
                       p=[0.4, 0.15, 0.15, 0.15, 0.15])
     if kind == "salt_and_pepper":
         region = [0, 0, size, size] if rng.random() < 0.7 else _region(rng, size, 10, 24)
-        params = {"amount": round(float(rng.uniform(0.04, 0.15)), 3)}
+        params = {"amount": round(float(rng.uniform(0.02, 0.08)), 3)}
         out = salt_and_pepper(img, region, **params)
     elif kind == "blur_patch":
         region, params = _region(rng, size), {"radius": round(float(rng.uniform(1.0, 2.5)), 2)}

@@ -41,6 +41,18 @@ def test_imbalanced_edited_task_trains_balanced_with_a_threshold(tmp_path):
     assert all((row["label"] == "EDITED") == (row["probability"] >= ck["threshold"]) for row in rows)
 
 
+def test_predict_cli_prints_three_probabilities(tmp_path):
+    from tests.test_pipeline import cli
+    root = write_split(tmp_path / "three", {"REAL": 12, "EDITED": 12, "FAKE": 12})
+    r = train(model="model", train_path=str(root), test_path="none", epochs=1, batch_size=12,
+              out=str(tmp_path / "r"), progress=False, device="cpu")
+    out = cli("predict.py", "--checkpoint", r["checkpoint"], root / "FAKE" / "0001.png")
+    path, label, prob, probs = out.stdout.strip().split("\t")
+    parts = dict(p.split("=") for p in probs.split())
+    assert out.returncode == 0 and set(parts) == {"REAL", "EDITED", "FAKE"}
+    assert sum(map(float, parts.values())) == pytest.approx(1, abs=1e-3) and float(parts[label]) == float(prob)
+
+
 def test_three_class_metrics_report_each_class(tmp_path):
     labels = np.array([0, 1, 2, 2, 1, 0])
     probs = np.eye(3)[[0, 1, 2, 1, 1, 2]] * 0.8 + 0.2 / 3
