@@ -182,6 +182,8 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     autocast, scaler = _autocast(device)
     config_dict = dataclasses.asdict(config)
 
+    # bars on a terminal or in a notebook; in a log file the per-epoch line says it all
+    show_bars = config.progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)
     history, best, start_epoch = [], None, 0
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path)
@@ -205,7 +207,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         seen = correct = 0
         loss_sum = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", file=sys.stderr,
-                   disable=not config.progress, leave=False)
+                   disable=not show_bars, leave=False)
         for x, y in bar:
             with autocast:
                 logits = model(x)
