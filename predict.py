@@ -3,7 +3,8 @@
 
 One line per file: path, label, probability. For two classes the probability is P(positive class) (FAKE, or
 EDITED; REAL is negative) whatever the label; for more classes it is that of the predicted label, followed
-by every class's probability (REAL=... EDITED=... FAKE=...).
+by every class's probability (REAL=... EDITED=... FAKE=...). Probabilities are calibrated on the validation
+split (temperature scaling); a verdict whose probability is under 0.75 is marked "uncertain".
 Any size or mode is accepted and prepared as in training. A file that cannot be read gets an error line and
 the run goes on. Exit 0: every file classified; 1: some could not be read; 2: usage error (bad checkpoint...).
 """
@@ -39,10 +40,12 @@ def main(argv=None):
         elif "error" in r:
             print(f"{r['path']}\tERROR\t{r['error']}", flush=True)
         elif len(classes) == 2:
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}", flush=True)
+            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}" + ("\tuncertain" if r["uncertain"] else ""),
+                  flush=True)
         else:  # every class's probability
             probs = " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}\t{probs}", flush=True)
+            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}\t{probs}" + ("\tuncertain" if r["uncertain"] else ""),
+                  flush=True)
     print(f"{total} files: {total - failed} classified, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 

@@ -39,6 +39,8 @@ def parse_args(argv=None):
                    help="weight the loss inversely to class frequency (for the 1.5k-vs-5k EDITED splits)")
     p.add_argument("--tune-threshold", action="store_true", default=None,
                    help="two classes: choose the decision threshold on the validation split (stored in the checkpoint)")
+    p.add_argument("--no-calibrate", dest="calibrate", action="store_false", default=None,
+                   help="skip fitting the temperature that calibrates the probabilities on the validation split")
     p.add_argument("--seed", type=int, help="seed for the split, initialisation and batch order (default 0)")
     p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--out", help="run folder (default runs/<model>-<train split>-<time>)")

@@ -44,13 +44,16 @@ class ImageClassifier(nn.Module):
         self.net = net.to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # calibration temperature fitted on validation after training (1 = none); kept in the checkpoint's
+        # metadata rather than the state dict, so checkpoints written before calibration still load
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
 
     def forward(self, images):
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return self.net(x) / self.temperature
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -68,6 +71,25 @@ def decide(probs, threshold=None):
     if threshold is not None and probs.shape[1] == 2:
         return (probs[:, 1] >= threshold).long()
     return probs.argmax(1)
+
+
+def fit_temperature(logits: torch.Tensor, labels) -> float:
+    """Temperature scaling (Guo et al., 2017): the T > 0 minimising the NLL of logits / T on held-out data.
+    One scalar, so the ranking (accuracy, ROC-AUC) is untouched and only the confidence changes."""
+    logits = logits.detach().float()
+    labels = torch.as_tensor(labels)
+    nll = loss_function(2 if logits.shape[1] == 1 else logits.shape[1])
+    log_t = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nll(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp())
 
 
 def loss_function(num_classes: int, class_counts=None):

@@ -141,9 +141,13 @@ def expand_paths(paths):
             yield p  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
+UNCERTAIN_BELOW = 0.75  # a verdict whose calibrated probability is under this is flagged "uncertain"
+
+
 def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities} or {path, error}.
-    `probability` is that of the positive class for two classes, else that of the predicted class."""
+    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}.
+    `probability` is that of the positive class for two classes, else that of the predicted class;
+    `uncertain` is true when the chosen class's (calibrated) probability is below UNCERTAIN_BELOW."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
     classes = ck["classes"]
@@ -171,7 +175,8 @@ def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
                 results[slot].update(
                     label=classes[k],
                     probability=float(p[1]) if len(classes) == 2 else float(p[k]),
-                    probabilities={c: float(v) for c, v in zip(classes, p)})
+                    probabilities={c: float(v) for c, v in zip(classes, p)},
+                    uncertain=bool(p[k] < UNCERTAIN_BELOW))
         if bar:
             bar.update(len(chunk))
         yield from results

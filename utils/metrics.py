@@ -16,6 +16,24 @@ def wilson_interval(successes: int, n: int, z: float = 1.96):
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def expected_calibration_error(labels, probs, bins: int = 15) -> float:
+    """Top-label ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins
+    weighted by their share of the images."""
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
+    if len(labels) == 0:
+        return float("nan")
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = predicted == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
 def classification_metrics(labels, probs, classes, threshold=None) -> dict:
     """labels (N,) int, probs (N, C) -> dict of plain floats/lists (JSON- and checkpoint-safe).
 
@@ -45,6 +63,7 @@ def classification_metrics(labels, probs, classes, threshold=None) -> dict:
         "recall": float(skm.recall_score(labels, preds, zero_division=0, **avg)),
         "f1": float(skm.f1_score(labels, preds, zero_division=0, **avg)),
         "roc_auc": None,
+        "ece": expected_calibration_error(labels, probs) if len(labels) else None,
         "confusion_matrix": cm.tolist(),
         "per_class_accuracy": per_class,
         "per_class": {},
@@ -80,7 +99,7 @@ def format_metrics(m: dict) -> str:
     pos = m.get("positive_class")
     if pos:
         lines.append(f"positive class: {pos} (probabilities are P({pos}); {m['classes'][0]} is negative)")
-    for key in ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "images_per_s"):
+    for key in ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "ece", "images_per_s"):
         if key in m:
             lines.append(f"{key:>18}  {_fmt(m[key])}")
     if "detection_rate" in m:

@@ -20,10 +20,10 @@ from tqdm import tqdm
 from data import Batches, DataError, default_test_path, load_folder, resolve_split, split_train_val
 from data.images import IMAGE_SIZE
 from data.sources import REPO_ROOT
-from models import ImageClassifier, build_model, count_parameters, loss_function, probabilities
+from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function, probabilities
 from utils.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.inference import evaluate, run_model, select_device
-from utils.metrics import classification_metrics, format_metrics
+from utils.metrics import classification_metrics, expected_calibration_error, format_metrics
 
 RUNS_DIR = REPO_ROOT / "runs"
 
@@ -51,6 +51,7 @@ class TrainConfig:
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
     balance: bool = False          # weight the loss inversely to class frequency (EDITED is a minority)
     tune_threshold: bool = False   # two classes: pick the decision threshold with the best validation balanced accuracy
+    calibrate: bool = True         # fit a temperature on the validation split so that probabilities are calibrated
     progress: bool = True
 
 
@@ -252,12 +253,20 @@ def train(config: TrainConfig = None, **overrides) -> dict:
                                                          "parameters": n_params, "history": history,
                                                          "best_val": best}, indent=2))
 
-    if config.tune_threshold and len(classes) == 2:
+    if config.calibrate or (config.tune_threshold and len(classes) == 2):
         best_ck = load_checkpoint(best_path)
-        val_probs = probabilities(run_model(model_from_checkpoint(best_ck, device), val_images, 256, device)).numpy()
-        best_ck["threshold"] = tune_threshold(val_labels, val_probs)
+        val_logits = run_model(model_from_checkpoint(best_ck, device), val_images, 256, device)
+        if config.calibrate:
+            before = expected_calibration_error(val_labels, probabilities(val_logits).numpy())
+            best_ck["temperature"] = fit_temperature(val_logits, val_labels)
+            val_logits = val_logits / best_ck["temperature"]
+            after = expected_calibration_error(val_labels, probabilities(val_logits).numpy())
+            best_ck["val_metrics"].update(ece_uncalibrated=before, ece=after)
+            log(f"temperature {best_ck['temperature']:.3f} fitted on validation: ECE {before:.4f} -> {after:.4f}")
+        if config.tune_threshold and len(classes) == 2:
+            best_ck["threshold"] = tune_threshold(val_labels, probabilities(val_logits).numpy())
+            log(f"decision threshold tuned on validation: P({classes[1]}) >= {best_ck['threshold']:.4f}")
         save_checkpoint(best_ck, best_path)
-        log(f"decision threshold tuned on validation: P({classes[1]}) >= {best_ck['threshold']:.4f}")
 
     result = {"run_dir": str(run_dir), "checkpoint": str(best_path), "history": history, "best_val": best,
               "parameters": n_params, "classes": classes, "test_metrics": None}
