@@ -277,8 +277,8 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         except DataError as e:
             log(f"no test report: {e}")
         else:
-            best_model = model_from_checkpoint(load_checkpoint(best_path), device)
-            metrics = evaluate((best_model, load_checkpoint(best_path)), test_dir, device=str(device))
+            best_ck = load_checkpoint(best_path)
+            metrics = evaluate((model_from_checkpoint(best_ck, device), best_ck), test_dir, device=str(device))
             (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
             result["test_metrics"] = metrics
             print(f"test metrics of the best-on-validation checkpoint (epoch {best['epoch']}) on {test_dir}:")
