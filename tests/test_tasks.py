@@ -47,8 +47,9 @@ def test_predict_cli_prints_three_probabilities(tmp_path):
     r = train(model="model", train_path=str(root), test_path="none", epochs=1, batch_size=12,
               out=str(tmp_path / "r"), progress=False, device="cpu")
     out = cli("predict.py", "--checkpoint", r["checkpoint"], root / "FAKE" / "0001.png")
-    path, label, prob, probs = out.stdout.strip().split("\t")
+    path, label, prob, probs, *flag = out.stdout.strip().split("\t")
     parts = dict(p.split("=") for p in probs.split())
+    assert flag == (["uncertain"] if float(prob) < 0.75 else [])  # the calibrated band
     assert out.returncode == 0 and set(parts) == {"REAL", "EDITED", "FAKE"}
     assert sum(map(float, parts.values())) == pytest.approx(1, abs=1e-3) and float(parts[label]) == float(prob)
 
