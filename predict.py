@@ -13,8 +13,8 @@ import json
 import sys
 
 from utils import cli
-from utils.inference import predict
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import load_classifier
+from utils.inference import predict, select_device
 
 
 def main(argv=None):
@@ -26,11 +26,13 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    classes = load_checkpoint(args.checkpoint)["classes"]
+    device = select_device(args.device)
+    model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
+    classes = ck["classes"]
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
     failed = total = 0
-    for r in predict(args.checkpoint, args.paths, args.batch_size, args.device,
+    for r in predict((model, ck), args.paths, args.batch_size, device,
                      progress=args.progress and sys.stderr.isatty()):
         total += 1
         if "error" in r:

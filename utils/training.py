@@ -20,7 +20,8 @@ from tqdm import tqdm
 from data import Batches, DataError, default_test_path, load_folder, resolve_split, split_train_val
 from data.images import IMAGE_SIZE
 from data.sources import REPO_ROOT
-from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function, probabilities
+from models import (ImageClassifier, build_model, count_parameters, decide, fit_temperature, loss_function,
+                    probabilities)
 from utils.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.inference import evaluate, run_model, select_device
 from utils.metrics import classification_metrics, expected_calibration_error, format_metrics
@@ -224,7 +225,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
             if scheduler:
                 scheduler.step()
             with torch.no_grad():
-                pred = (logits.squeeze(1) > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+                pred = decide(probabilities(logits))
                 correct += int((pred == y).sum())
                 seen += len(y)
                 loss_sum += float(loss) * len(y)
