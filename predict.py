@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Classify image files and folders (recursively) with a checkpoint.
+"""Classify image files and folders (recursively) with a checkpoint, or with an ONNX model from export.py
+(`--model model.onnx`: runs on onnxruntime alone, torch is not imported).
 
 One line per file: path, label, probability. For two classes the probability is P(positive class) (FAKE, or
 EDITED; REAL is negative) whatever the label; for more classes it is that of the predicted label, followed
@@ -13,27 +14,34 @@ import json
 import sys
 
 from utils import cli
-from utils.checkpoint import load_classifier
-from utils.inference import predict, select_device
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train.py")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py")
+    source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="with --checkpoint (ONNX runs on the CPU)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
-    device = select_device(args.device)
-    model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
-    classes = ck["classes"]
+    progress = args.progress and sys.stderr.isatty()
+    if args.model:
+        from utils.onnx_model import OnnxClassifier
+        model = OnnxClassifier(args.model)
+        classes, results = model.classes, model.predict(args.paths, args.batch_size, progress)
+    else:
+        from utils.checkpoint import load_classifier
+        from utils.inference import predict, select_device
+        device = select_device(args.device)
+        model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
+        classes, results = ck["classes"], predict((model, ck), args.paths, args.batch_size, device, progress)
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
     failed = total = 0
-    for r in predict((model, ck), args.paths, args.batch_size, device,
-                     progress=args.progress and sys.stderr.isatty()):
+    for r in results:
         total += 1
         if "error" in r:
             failed += 1

@@ -6,7 +6,6 @@ CIFAKE zip or folder (train/REAL, train/FAKE, test/...), or any folder of <split
 Splits already in images/ are kept as they are.
 """
 import argparse
-import sys
 
 from data import default_data_root, load_folder, prepare
 from utils import cli

@@ -3,11 +3,13 @@
 
 Classes are the folder names (case-insensitive). With two classes REAL is the negative class and the model
 outputs P(the other class) (FAKE, or EDITED), trained with BCE; with more, softmax cross-entropy.
+Runs unchanged under `torchrun --nproc_per_node=N train.py ...` (DistributedDataParallel: gloo on the CPU,
+NCCL on CUDA; --batch-size is per process; only rank 0 prints and writes the run folder).
 """
 import argparse
 
 from models import MODELS
-from utils import cli
+from utils import cli, distributed
 from utils.training import RECIPES, TrainConfig, make_config, train
 
 
@@ -41,6 +43,8 @@ def parse_args(argv=None):
                    help="two classes: choose the decision threshold on the validation split (stored in the checkpoint)")
     p.add_argument("--no-calibrate", dest="calibrate", action="store_false", default=None,
                    help="skip fitting the temperature that calibrates the probabilities on the validation split")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun on CUDA: BatchNorm statistics over every rank's batch (SyncBatchNorm)")
     p.add_argument("--seed", type=int, help="seed for the split, initialisation and batch order (default 0)")
     p.add_argument("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--out", help="run folder (default runs/<model>-<train split>-<time>)")
@@ -55,7 +59,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = vars(parse_args(argv))
     recipe = args.pop("recipe")
-    train(make_config(recipe, **args))
+    try:
+        train(make_config(recipe, **args))
+    finally:
+        distributed.cleanup()
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main():
     model = ImageClassifier(build_model("model_2"), [0.5] * 3, [0.25] * 3)
     opt = torch.optim.AdamW(model.parameters(), 2e-3)
     loss_fn = nn.BCEWithLogitsLoss()
-    batches = Batches(small.images, small.labels, 128, shuffle=True, hflip=True, drop_last=True)
+    batches = Batches(small.images, small.labels, 128, shuffle=True, hflip=True)
     model.train()
     t0, n = time.perf_counter(), 0
     for x, y in batches:

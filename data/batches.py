@@ -26,20 +26,33 @@ def split_train_val(labels, val_fraction: float, seed: int):
 
 class Batches:
     """Iterate (uint8 images, int64 labels) batches. Each pass reshuffles with seed + pass number, so a
-    run is repeatable and a resumed run sees the same order it would have seen."""
+    run is repeatable and a resumed run sees the same order it would have seen.
+
+    A pass covers every image exactly once, cut into equal-as-possible batches of at most `batch_size`
+    (no ragged last batch to upset BatchNorm, nothing dropped). With `world_size` > 1 (torchrun), every rank
+    draws the same permutation and takes every world_size-th batch of it, starting at its `rank`: disjoint
+    shards that together cover the pass once, with the same number of steps on every rank, as DDP needs.
+    """
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
-                 crop_padding=0, sharpness=None, drop_last=False, device="cpu"):
+                 crop_padding=0, sharpness=None, device="cpu", rank=0, world_size=1):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
-        self.drop_last, self.device = drop_last, torch.device(device)
+        self.device, self.rank, self.world_size = torch.device(device), rank, world_size
+        if len(self.labels) < world_size:
+            raise ValueError(f"{len(self.labels)} images cannot be shared among {world_size} processes")
         self.epoch = 0
 
     def __len__(self):
-        n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        """Steps per pass (on each rank)."""
+        return -(-len(self.labels) // (self.batch_size * self.world_size))
+
+    def batch_indices(self, order):
+        """This rank's batches of a permutation `order`."""
+        chunks = torch.tensor_split(order, len(self) * self.world_size)
+        return chunks[self.rank::self.world_size]
 
     @property
     def augments(self) -> bool:
@@ -50,8 +63,7 @@ class Batches:
         self.epoch += 1
         n = len(self.labels)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in self.batch_indices(order):
             if self.shuffle:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
             x = self.images[idx].to(self.device, non_blocking=True)

@@ -67,7 +67,8 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 def decide(probs, threshold=None):
     """Class indices from (N, C) probabilities: argmax, or for two classes P(positive) >= threshold when a
     threshold was tuned on validation (it is stored in the checkpoint)."""
-    probs = torch.as_tensor(probs)
+    if not isinstance(probs, torch.Tensor):
+        probs = torch.as_tensor(probs)
     if threshold is not None and probs.shape[1] == 2:
         return (probs[:, 1] >= threshold).long()
     return probs.argmax(1)

@@ -25,6 +25,23 @@ def test_each_epoch_sees_every_sample_once_and_reshuffles():
     assert torch.equal(torch.cat([x[:, 0, 0, 0] for x, _ in again]), epochs[0])
 
 
+def test_batches_are_even_and_never_ragged():
+    b = Batches(torch.zeros(100, 3, 2, 2, dtype=torch.uint8), np.zeros(100), batch_size=16)
+    sizes = [len(y) for _, y in b]
+    assert len(sizes) == len(b) == 7 and sum(sizes) == 100 and max(sizes) <= 16 and min(sizes) >= 14
+
+
+def test_ranks_draw_disjoint_shards_covering_each_epoch_once():
+    images = torch.arange(101, dtype=torch.uint8).view(101, 1, 1, 1).expand(101, 3, 2, 2).contiguous()
+    for world in (2, 3):
+        ranks = [Batches(images, np.zeros(101), batch_size=8, shuffle=True, seed=4, rank=r, world_size=world)
+                 for r in range(world)]
+        for _ in range(2):  # two epochs: reshuffled, still an exact cover
+            seen = [[int(v) for x, _ in r for v in x[:, 0, 0, 0]] for r in ranks]
+            assert len({len(s) for s in seen}) <= 2 and len({len(r) for r in ranks}) == 1  # same step count
+            assert sorted(v for s in seen for v in s) == list(range(101))
+
+
 def test_flips_move_pixels_but_keep_them():
     x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     b = Batches(x, np.zeros(64), batch_size=64, hflip=True, vflip=True, seed=0)

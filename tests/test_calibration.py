@@ -5,7 +5,8 @@ import torch
 
 from models import fit_temperature, probabilities
 from utils.checkpoint import load_checkpoint, load_classifier
-from utils.inference import UNCERTAIN_BELOW, predict
+from utils.inference import predict
+from utils.prediction import UNCERTAIN_BELOW
 from utils.metrics import classification_metrics, expected_calibration_error
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 import torch
 
 from models import ImageClassifier, build_model
+from utils.cli import UserError
 
 FORMAT = "ai-image-classifier/checkpoint"
 VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """The file is missing, not a checkpoint, or unsafe; the message says which."""
 
 

@@ -1,16 +1,16 @@
 """Evaluation and prediction: running a model over cached images or over arbitrary files."""
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from data import DataError, ImageError, load_folder, load_image, resolve_split
+from data import DataError, load_folder, resolve_split
 from models import decide, probabilities
+from utils import distributed
 from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics
+from utils.prediction import predict_files
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -29,17 +29,17 @@ def select_device(name: str = "auto") -> torch.device:
 
 @torch.no_grad()
 def run_model(model, images, batch_size=256, device="cpu") -> torch.Tensor:
-    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch."""
+    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch.
+    Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
     model.eval()
     device = torch.device(device)
     images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
-    out = []
+    images = images[distributed.shard(len(images))]
+    out = [torch.empty(0, 1)]  # for no images; dropped by torch.cat beside real outputs
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device, non_blocking=True)
         out.append(model(x).float().cpu())
-    if not out:
-        return torch.empty(0, 1)
-    return torch.cat(out)
+    return distributed.gather_cat(torch.cat(out[1:] or out))
 
 
 def map_labels(folder_classes, model_classes, where) -> np.ndarray:
@@ -126,59 +126,14 @@ def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> 
     return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
 
-def expand_paths(paths):
-    """Files as given; folders recursively (sorted, hidden entries left out). Missing paths are kept so that
-    they are reported, not silently dropped."""
-    for p in paths:
-        p = Path(p)
-        if p.is_dir() and p.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"):
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if not name.startswith("."):
-                        yield Path(dirpath) / name
-        else:
-            yield p  # a file, a missing path, or a directory named like an image: load_image says what is wrong
-
-
-UNCERTAIN_BELOW = 0.75  # a verdict whose calibrated probability is under this is flagged "uncertain"
-
-
 def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}.
-    `probability` is that of the positive class for two classes, else that of the predicted class;
-    `uncertain` is true when the chosen class's (calibrated) probability is below UNCERTAIN_BELOW."""
+    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}
+    (see `utils.prediction.predict_files`)."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
-    classes = ck["classes"]
-    files = list(expand_paths(paths))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="predict")
-    for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
-        results, arrays, slots = [], [], []
-        for path in chunk:
-            try:
-                array, _ = load_image(path)
-                slots.append(len(results))
-                arrays.append(array)
-                results.append({"path": str(path)})
-            except ImageError as e:
-                results.append({"path": str(path), "error": str(e)})
-        if arrays:
-            x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-            probs = probabilities(run_model(model, x, batch_size, device)).numpy()
-            decisions = decide(probs, ck.get("threshold")).tolist()
-            for slot, p, k in zip(slots, probs, decisions):
-                results[slot].update(
-                    label=classes[k],
-                    probability=float(p[1]) if len(classes) == 2 else float(p[k]),
-                    probabilities={c: float(v) for c, v in zip(classes, p)},
-                    uncertain=bool(p[k] < UNCERTAIN_BELOW))
-        if bar:
-            bar.update(len(chunk))
-        yield from results
-    if bar:
-        bar.close()
+
+    def score(images):
+        probs = probabilities(run_model(model, torch.from_numpy(images), batch_size, device))
+        return probs.numpy(), decide(probs, ck.get("threshold")).numpy()
+
+    yield from predict_files(score, ck["classes"], paths, batch_size, progress)

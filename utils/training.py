@@ -6,11 +6,10 @@ choose anything.
 """
 import dataclasses
 import json
-import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from data.images import IMAGE_SIZE
 from data.sources import REPO_ROOT
 from models import (ImageClassifier, build_model, count_parameters, decide, fit_temperature, loss_function,
                     probabilities)
+from utils import distributed
 from utils.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.inference import evaluate, run_model, select_device
 from utils.metrics import classification_metrics, expected_calibration_error, format_metrics
@@ -52,6 +52,7 @@ class TrainConfig:
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
     balance: bool = False          # weight the loss inversely to class frequency (EDITED is a minority)
     tune_threshold: bool = False   # two classes: pick the decision threshold with the best validation balanced accuracy
+    sync_bn: bool = False          # torchrun on CUDA: BatchNorm statistics over all ranks' batches
     calibrate: bool = True         # fit a temperature on the validation split so that probabilities are calibrated
     progress: bool = True
 
@@ -139,12 +140,17 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         config = make_config(**overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  progress and logs on stderr, results on stdout
-    device = select_device(config.device)
+    device = distributed.setup(select_device(config.device))  # joins the process group under torchrun
+    main = distributed.is_main()  # only rank 0 prints and writes files
+
+    def log(msg):  # progress and logs on stderr, results on stdout
+        if main:
+            print(msg, file=sys.stderr)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
 
-    folder = load_folder(resolve_split(config.train_path))
+    with distributed.main_first():
+        folder = load_folder(resolve_split(config.train_path), verbose=main)
     classes = folder.classes
     if len(classes) < 2:
         raise DataError(f"{folder.root}: training needs at least two class folders, found {classes}")
@@ -159,9 +165,10 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
     train_labels, val_labels = folder.labels[train_idx], folder.labels[val_idx]
 
-    run_dir = Path(config.out) if config.out else RUNS_DIR / (
-        f"{config.model}-{Path(str(config.train_path)).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(distributed.broadcast_object(str(config.out) if config.out else RUNS_DIR / (
+        f"{config.model}-{Path(str(config.train_path)).name}-{time.strftime('%Y%m%d-%H%M%S')}")))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = run_dir / "last.pt", run_dir / "checkpoint.pt"
 
     mean, std = channel_stats(train_images.numpy())
@@ -170,11 +177,21 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     log(f"model {config.model}: {n_params:,} parameters; classes {classes} "
         + (f"(P({classes[1]}) is the output, {classes[0]} is negative)" if len(classes) == 2 else "(softmax)"))
     log(f"train {len(train_idx)} / validation {len(val_idx)} images; device {device}; run folder {run_dir}")
+    world = distributed.world_size()
+    if world > 1:
+        if config.sync_bn:
+            if device.type != "cuda":
+                raise DataError("--sync-bn needs CUDA (NCCL); on the CPU each rank keeps its own BatchNorm statistics")
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        log(f"DistributedDataParallel over {world} processes ({'NCCL' if device.type == 'cuda' else 'gloo'}), "
+            f"{config.batch_size} images a step on each")
+    # the forward pass of training; evaluation and checkpoints use the bare `model` (same parameters)
+    trained = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
 
     batches = Batches(train_images, train_labels, config.batch_size, shuffle=True, seed=config.seed,
                       hflip=config.hflip, vflip=config.vflip, crop_padding=config.crop_padding,
-                      sharpness=config.sharpness, drop_last=len(train_idx) >= 2 * config.batch_size,
-                      device=device)
+                      sharpness=config.sharpness, device=device, rank=distributed.rank(), world_size=world)
     if config.recipe == "seed":
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
@@ -212,7 +229,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
                    disable=not show_bars, leave=False)
         for x, y in bar:
             with autocast:
-                logits = model(x)
+                logits = trained(x)
                 loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None and scaler.is_enabled():
@@ -231,11 +248,13 @@ def train(config: TrainConfig = None, **overrides) -> dict:
                 loss_sum += float(loss) * len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         train_seconds = time.perf_counter() - t0
+        loss_sum, correct, seen = distributed.sum_across([loss_sum, correct, seen], device)
+        distributed.broadcast_buffers(model)  # every rank validates rank 0's BatchNorm statistics
         val = validate(model, val_images, val_labels, classes, loss_fn, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
-               "lr": optimizer.param_groups[0]["lr"], "train_seconds": train_seconds,
+               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds,
                "train_images_per_s": seen / train_seconds, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
         improved = best is None or (val["accuracy"], -val["loss"]) > (best["accuracy"], -best["loss"])
@@ -245,6 +264,9 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         if improved:
             best = {k: val[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "loss", "f1", "n")}
             best["epoch"] = epoch + 1
+        if not main:
+            continue
+        if improved:
             save_checkpoint(make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best,
                                             epoch + 1), best_path)
         state = make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best, epoch + 1)
@@ -254,6 +276,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
                                                          "parameters": n_params, "history": history,
                                                          "best_val": best}, indent=2))
 
+    distributed.barrier()  # rank 0 has written the best checkpoint; every rank reads it from here on
     if config.calibrate or (config.tune_threshold and len(classes) == 2):
         best_ck = load_checkpoint(best_path)
         val_logits = run_model(model_from_checkpoint(best_ck, device), val_images, 256, device)
@@ -267,22 +290,29 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         if config.tune_threshold and len(classes) == 2:
             best_ck["threshold"] = tune_threshold(val_labels, probabilities(val_logits).numpy())
             log(f"decision threshold tuned on validation: P({classes[1]}) >= {best_ck['threshold']:.4f}")
-        save_checkpoint(best_ck, best_path)
+        if main:
+            save_checkpoint(best_ck, best_path)
+        distributed.barrier()
 
     result = {"run_dir": str(run_dir), "checkpoint": str(best_path), "history": history, "best_val": best,
               "parameters": n_params, "classes": classes, "test_metrics": None}
     test_path = default_test_path(config.train_path) if config.test_path is None else config.test_path
     if test_path and str(test_path).lower() != "none":
         try:
-            test_dir = resolve_split(test_path)
+            with distributed.main_first():
+                test_dir = resolve_split(test_path)
+                load_folder(test_dir, verbose=False)  # rank 0 builds the cache, the others memory-map it
         except DataError as e:
             log(f"no test report: {e}")
         else:
             best_ck = load_checkpoint(best_path)
-            metrics = evaluate((model_from_checkpoint(best_ck, device), best_ck), test_dir, device=str(device))
-            (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
+            metrics = evaluate((model_from_checkpoint(best_ck, device), best_ck), test_dir, device=str(device),
+                               verbose=main)
             result["test_metrics"] = metrics
-            print(f"test metrics of the best-on-validation checkpoint (epoch {best['epoch']}) on {test_dir}:")
-            print(format_metrics(metrics))
-    print(f"run folder: {run_dir}  (checkpoint: {best_path})")
+            if main:
+                (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2))
+                print(f"test metrics of the best-on-validation checkpoint (epoch {best['epoch']}) on {test_dir}:")
+                print(format_metrics(metrics))
+    if main:
+        print(f"run folder: {run_dir}  (checkpoint: {best_path})")
     return result

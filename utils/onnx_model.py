@@ -1,0 +1,111 @@
+"""The ONNX model: written from a checkpoint (`export_onnx`, needs torch) and run with onnxruntime alone
+(`OnnxClassifier`, no torch), for deployment without the training stack.
+
+The graph holds the whole decision: input float32 (N, 3, 32, 32) RGB in 0..1 (uint8 / 255), dynamic batch;
+normalisation, the calibration temperature, softmax/sigmoid and the decision threshold are inside it. Outputs:
+`probabilities` (N, classes) and `label` (N,) class indices. The class names and the input convention are in
+the model's metadata, so a consumer needs nothing else.
+"""
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from utils.cli import UserError
+from utils.prediction import predict_files
+
+INPUT_CONVENTION = ("float32 NCHW RGB 32x32 in 0..1 (uint8 pixels / 255); resize larger images with "
+                    "antialiasing after a center crop to square, as data/images.py does")
+
+
+class OnnxModelError(UserError):
+    """The file is missing, not an ONNX model, or not one written by export.py."""
+
+
+def export_onnx(checkpoint, out, opset=18) -> dict:
+    """Write `checkpoint` (a path, or a loaded (model, checkpoint dict) pair) as ONNX to `out`; returns the
+    metadata stored in the file."""
+    import torch
+
+    from models import decide, probabilities
+    from utils.checkpoint import load_classifier
+
+    model, ck = load_classifier(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
+    model = copy.deepcopy(model).cpu().eval()  # the exporter's trace must not touch the caller's model
+    threshold = ck.get("threshold")
+
+    class Deployed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.classifier = model
+
+        def forward(self, images):
+            probs = probabilities(self.classifier(images))
+            return probs, decide(probs, threshold)
+
+    metadata = {"classes": json.dumps(ck["classes"]), "positive_class": str(ck.get("positive_class")),
+                "input": INPUT_CONVENTION, "model_name": ck["model_name"],
+                "temperature": str(ck.get("temperature", 1.0)), "threshold": str(threshold),
+                "producer": "ai-image-classifier export.py"}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(2, 3, ck["image_size"], ck["image_size"])
+    with warnings.catch_warnings():  # the tracer warns about shape checks that are constant for one model
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # the TorchScript exporter: the dynamo one needs onnxscript and gives the same graph for this model
+        torch.onnx.export(Deployed().eval(), (example,), str(out), input_names=["images"],
+                          output_names=["probabilities", "label"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}, "label": {0: "batch"}})
+    import onnx
+    graph = onnx.load(str(out))
+    for key, value in metadata.items():
+        graph.metadata_props.add(key=key, value=value)
+    onnx.save(graph, str(out))
+    return metadata
+
+
+class OnnxClassifier:
+    """An exported model under onnxruntime: `score(uint8 or 0..1 images) -> (probabilities, labels)`."""
+
+    def __init__(self, path, threads=0):
+        import onnxruntime as ort
+        path = Path(path)
+        if not path.is_file():
+            raise OnnxModelError(f"{path}: ONNX model not found" if not path.exists() else f"{path}: not a file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for a foreign file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise OnnxModelError(f"{path}: not an ONNX model ({first[:200]})") from None
+        self.metadata = self.session.get_modelmeta().custom_metadata_map
+        if "classes" not in self.metadata:
+            raise OnnxModelError(f"{path}: an ONNX model, but not one written by export.py (no class names in "
+                                 "its metadata)")
+        self.classes = json.loads(self.metadata["classes"])
+        self.path = path
+
+    def score(self, images):
+        images = np.asarray(images)
+        x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+        probs, labels = self.session.run(["probabilities", "label"], {"images": x})
+        return probs, labels
+
+    def predict(self, paths, batch_size=256, progress=False):
+        """As `utils.inference.predict`, with this model."""
+        yield from predict_files(self.score, self.classes, paths, batch_size, progress)
+
+
+def max_difference(classifier, onnx_model, n=256, seed=0) -> float:
+    """Largest absolute difference between the PyTorch and ONNX probabilities on `n` random uint8 images."""
+    import torch
+
+    from models import probabilities
+    model, ck = classifier
+    images = np.random.default_rng(seed).integers(0, 256, (n, 3, ck["image_size"], ck["image_size"]), np.uint8)
+    with torch.no_grad():
+        expected = probabilities(model.cpu().eval()(torch.from_numpy(images))).numpy()
+    return float(np.abs(onnx_model.score(images)[0] - expected).max())
