@@ -9,8 +9,8 @@ import argparse
 import json
 
 from utils import cli
-from utils.inference import evaluate
-from utils.metrics import format_metrics
+from utils.inference import evaluate, robustness
+from utils.metrics import format_metrics, format_robustness
 
 
 def main(argv=None):
@@ -23,8 +23,15 @@ def main(argv=None):
     p.add_argument("--jpeg-quality", type=int, metavar="Q",
                    help="also re-save every test image as JPEG at quality Q and report the accuracy change "
                         "(the JPEG-shortcut check)")
+    p.add_argument("--robustness", action="store_true",
+                   help="instead: a table over the test split and its perturbed copies (<split>-jpeg75, -jpeg50, "
+                        "-resize, -blur, -noise, -flip; written beside it on first use)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
+    if args.robustness:
+        rows = robustness(args.checkpoint, args.test_path, args.batch_size, args.device)
+        print(json.dumps({"test_path": args.test_path, "robustness": rows}) if args.json else format_robustness(rows))
+        return 0
     metrics = evaluate(args.checkpoint, args.test_path, args.batch_size, args.device, jpeg_quality=args.jpeg_quality)
     print(json.dumps(metrics) if args.json else format_metrics(metrics))
 

@@ -7,7 +7,9 @@ Splits already in images/ are kept as they are.
 """
 import argparse
 
-from data import default_data_root, load_folder, prepare
+from data import DataError, default_data_root, load_folder, prepare
+from data.perturbed import PERTURBATIONS, build_perturbed_split, perturbed_name
+from data.sources import list_splits
 from utils import cli
 
 
@@ -17,9 +19,18 @@ def main(argv=None):
     p.add_argument("--data-root", default=None, help="where splits go (default images/ in the repo, or $AIC_DATA_ROOT)")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="only unpack; decode each split on first use instead")
+    p.add_argument("--perturb", metavar="SPLIT", action="append", default=[],
+                   help="also write perturbed copies of SPLIT for the robustness table: "
+                        + ", ".join(f"SPLIT-{k} ({w})" for k, (w, _) in PERTURBATIONS.items())
+                        + "; repeatable (evaluate.py --robustness makes them on first use too)")
     args = p.parse_args(argv)
     root = args.data_root or default_data_root()
     splits = prepare(args.source, root)
+    for base in args.perturb:
+        for kind in PERTURBATIONS:
+            if not build_perturbed_split(root, perturbed_name(base, kind)):
+                raise DataError(f"--perturb {base}: no split {base} under {root}")
+        splits = list_splits(root)
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:
         for split in splits:

@@ -35,6 +35,18 @@ def parse_args(argv=None):
     p.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None, help="random horizontal flips")
     p.add_argument("--vflip", action=argparse.BooleanOptionalAction, default=None, help="random vertical flips")
     p.add_argument("--crop-padding", type=int, help="pad-and-random-crop by this many pixels (0: off)")
+    p.add_argument("--robust", type=float, metavar="P",
+                   help="robust training: each of JPEG re-saving (q 50-95), down/up resizing and blur hits a "
+                        "share P of every batch (0: off; e.g. 0.3)")
+    p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="evaluate on each image and its mirror image, averaging the logits (stored in the checkpoint)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the training step (pays off on long GPU runs; compile time reported apart)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): AMP on CUDA; on a CPU bf16 only with native support and a measured speed-up")
     p.add_argument("--val-fraction", type=float, help="seeded validation part of the training folder (default 0.1)")
     p.add_argument("--max-train-images", type=int, help="train on a seeded subset of this many images")
     p.add_argument("--balance", action="store_true", default=None,

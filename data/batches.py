@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from .perturbed import robust_augment
+
 
 def split_train_val(labels, val_fraction: float, seed: int):
     """Seeded stratified split -> (train indices, validation indices), each sorted."""
@@ -35,11 +37,12 @@ class Batches:
     """
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
-                 crop_padding=0, sharpness=None, device="cpu", rank=0, world_size=1):
+                 crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
+        self.robust = robust  # share of each batch hit by each of JPEG re-saving, down/up resizing and blur
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         if len(self.labels) < world_size:
             raise ValueError(f"{len(self.labels)} images cannot be shared among {world_size} processes")
@@ -56,7 +59,7 @@ class Batches:
 
     @property
     def augments(self) -> bool:
-        return bool(self.hflip or self.vflip or self.crop_padding or self.sharpness)
+        return bool(self.hflip or self.vflip or self.crop_padding or self.sharpness or self.robust)
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -85,6 +88,8 @@ class Batches:
         if self.sharpness:
             factor, p = self.sharpness
             x = torch.where(coin(p), TF.adjust_sharpness(x, factor), x)
+        if self.robust:
+            x = robust_augment(x, gen, self.robust)
         if self.crop_padding:
             pad = self.crop_padding
             h, w = x.shape[2:]

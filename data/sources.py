@@ -68,7 +68,8 @@ def resolve_split(path_or_name, data_root=None, auto_prepare=True) -> Path:
             prepare(DEFAULT_ARCHIVE, root)
         if not candidate.is_dir() and list_splits(root):
             from .derived import build_derived_splits
-            if p.name in build_derived_splits(root):
+            from .perturbed import build_perturbed_split
+            if p.name in build_derived_splits(root) or build_perturbed_split(root, p.name):
                 return candidate.resolve()
         if candidate.is_dir():
             return candidate.resolve()

@@ -8,12 +8,15 @@ normalisation lives in exactly one place (and travels with the weights in the ch
 import torch
 from torch import nn
 
+from .fullres_cnn import FullResCNN
 from .model import FakeNet
 from .model_2 import FakeNet2
 
 MODELS = {
-    "model_2": FakeNet2,  # the seed's conv-BN-pool network
-    "model": FakeNet,     # the seed's pure-convolution baseline
+    "model_2": FakeNet2,         # the seed's conv-BN-pool network
+    "model": FakeNet,            # the seed's pure-convolution baseline
+    "fullres_cnn": FullResCNN,   # full-resolution first stage, global pooling: a quarter of model_2's FLOPs
+    "fullres_cnn_wide": lambda num_outputs=1: FullResCNN(num_outputs, widths=(24, 48, 96, 192)),
 }
 
 
@@ -47,13 +50,17 @@ class ImageClassifier(nn.Module):
         # calibration temperature fitted on validation after training (1 = none); kept in the checkpoint's
         # metadata rather than the state dict, so checkpoints written before calibration still load
         self.register_buffer("temperature", torch.ones(()), persistent=False)
+        self.flip_tta = False  # in eval mode, average the logits of the image and its mirror image
 
     def forward(self, images):
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        return self.net(x) / self.temperature
+        logits = self.net(x)
+        if self.flip_tta and not self.training:
+            logits = (logits + self.net(x.flip(3))) / 2
+        return logits / self.temperature
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -90,16 +97,19 @@ def fit_temperature(logits: torch.Tensor, labels) -> float:
         return loss
 
     optimizer.step(closure)
-    return float(log_t.detach().exp())
+    # bounded: a validation set the model separates perfectly drives T towards 0 (certainty nothing supports)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
 
 
-def loss_function(num_classes: int, class_counts=None):
+def loss_function(num_classes: int, class_counts=None, label_smoothing=0.0):
     """BCE-with-logits for two classes (as the seed's BCE, but stable), cross-entropy for more.
-    With `class_counts` the classes are weighted inversely to their frequency (for a minority like EDITED)."""
+    With `class_counts` the classes are weighted inversely to their frequency (for a minority like EDITED);
+    `label_smoothing` moves the targets that far towards uniform (0 -> eps/2 and 1 -> 1 - eps/2 for BCE)."""
     counts = None if class_counts is None else torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1)
     if num_classes == 2:
         pos_weight = None if counts is None else counts[0] / counts[1]
         bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-        return lambda logits, labels: bce(logits.squeeze(1).float(), labels.float())
+        return lambda logits, labels: bce(logits.squeeze(1).float(),
+                                          labels.float() * (1 - label_smoothing) + label_smoothing / 2)
     weight = None if counts is None else counts.sum() / (len(counts) * counts)
-    return nn.CrossEntropyLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

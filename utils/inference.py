@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from data import DataError, load_folder, resolve_split
+from data.perturbed import PERTURBATIONS, build_perturbed_split, perturbed_name
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
@@ -109,6 +110,29 @@ def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbos
                        jpeg_balanced_accuracy=again["balanced_accuracy"],
                        jpeg_accuracy_change=again["accuracy"] - metrics["accuracy"])
     return metrics
+
+
+def robustness(checkpoint, base="test", batch_size=256, device="auto", verbose=True) -> list:
+    """Metrics on a split and on each of its perturbed copies (JPEG 75 and 50, down/up resize, blur, noise,
+    mirror; written beside it on first use, see data.perturbed) -> one row per set, the clean one first,
+    with the accuracy change against it."""
+    device = select_device(device)
+    checkpoint = _classifier(checkpoint, device)
+    base_dir = resolve_split(base)
+    rows = []
+    for kind, (what, _) in [("clean", ("as shipped", None))] + list(PERTURBATIONS.items()):
+        if kind == "clean":
+            split = base_dir
+        else:
+            name = perturbed_name(base_dir.name, kind)
+            if not build_perturbed_split(base_dir.parent, name, verbose):
+                raise DataError(f"{base_dir.parent / name}: could not be written from {base_dir}")
+            split = base_dir.parent / name
+        m = evaluate(checkpoint, split, batch_size, device, verbose=False)
+        rows.append({"set": split.name, "perturbation": what, "n": m["n"], "accuracy": m["accuracy"],
+                     "balanced_accuracy": m["balanced_accuracy"], "roc_auc": m["roc_auc"], "ece": m.get("ece"),
+                     "accuracy_change": m["accuracy"] - (rows[0]["accuracy"] if rows else m["accuracy"])})
+    return rows
 
 
 def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:

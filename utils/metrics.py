@@ -93,6 +93,17 @@ def _fmt(v):
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def format_robustness(rows) -> str:
+    """The robustness table: one line per (perturbed) set."""
+    lines = [f"{'set':<18} {'perturbation':<30} {'n':>6} {'accuracy':>9} {'change':>8} {'bal.acc':>8} "
+             f"{'roc_auc':>8} {'ece':>7}"]
+    for r in rows:
+        lines.append(f"{r['set']:<18} {r['perturbation']:<30} {r['n']:>6} {r['accuracy']:>9.4f} "
+                     f"{r['accuracy_change']:>+8.4f} {r['balanced_accuracy']:>8.4f} {_fmt(r['roc_auc']):>8} "
+                     f"{_fmt(r['ece']):>7}")
+    return "\n".join(lines)
+
+
 def format_metrics(m: dict) -> str:
     """A readable table of a metrics dict."""
     lines = []

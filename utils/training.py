@@ -4,6 +4,7 @@ Data comes from the uint8 cache, split into train and a seeded validation part; 
 best on validation (accuracy, ties to the lower loss). The test split is only ever reported, never used to
 choose anything.
 """
+import copy
 import dataclasses
 import json
 import sys
@@ -44,6 +45,12 @@ class TrainConfig:
     vflip: bool = False
     crop_padding: int = 0
     sharpness: list = None         # [factor, probability], the seed's RandomAdjustSharpness
+    robust: float = 0.0            # robust training: share of each batch JPEG re-saved, resized down/up, blurred (each)
+    label_smoothing: float = 0.0
+    ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
+    flip_tta: bool = False         # evaluate on the image and its mirror image, averaging the logits
+    compile: bool = False          # torch.compile the training forward/backward (compile time reported apart)
+    precision: str = "auto"        # auto | fp32 | bf16: AMP on CUDA; on a CPU bf16 only where it runs natively and measures faster
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -94,13 +101,64 @@ def channel_stats(images: np.ndarray, chunk=8192):
     return mean.tolist(), std.tolist()
 
 
-def _autocast(device):
-    """Mixed precision on CUDA only (bf16 where supported, else fp16 with a gradient scaler)."""
-    if device.type != "cuda":
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU instructions that make bf16 convolutions fast (oneDNN's check)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _step_seconds(model, loss_fn, x, y, dtype, steps=3):
+    """Seconds per training step of `model` under autocast to `dtype` (weights restored afterwards)."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    model.load_state_dict(state)
+    return min(times[1:])
+
+
+def choose_precision(config, device, model, loss_fn, batch, log):
+    """-> (autocast context, gradient scaler or None). CUDA: AMP, bf16 where supported, else fp16 with a
+    scaler. CPU: bf16 only when asked for, or with `auto` when the CPU has native bf16 and a few measured
+    training steps run faster than fp32; else fp32."""
+    if config.precision == "fp32":
+        return torch.autocast(device.type, enabled=False), None
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        log(f"precision: AMP {str(dtype).split('.')[-1]} on CUDA")
+        return torch.autocast("cuda", dtype=dtype), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    if device.type != "cpu":
+        return torch.autocast(device.type, enabled=False), None
+    if config.precision == "bf16":
+        log("precision: bf16 autocast on the CPU (asked for)")
+        return torch.autocast("cpu", dtype=torch.bfloat16), None
+    if not cpu_has_native_bf16():
+        log("precision: fp32 (this CPU has no native bf16: no AVX512-BF16 or AMX)")
         return torch.autocast("cpu", enabled=False), None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    return torch.autocast("cuda", dtype=dtype), scaler
+    x, y = batch
+    fp32, bf16 = (_step_seconds(model, loss_fn, x, y, d) for d in (torch.float32, torch.bfloat16))
+    use = bf16 < 0.9 * fp32
+    log(f"precision: {'bf16' if use else 'fp32'} (measured {fp32 * 1e3:.0f} ms a step in fp32, "
+        f"{bf16 * 1e3:.0f} ms in bf16)")
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use), None
+
+
+@torch.no_grad()
+def update_ema(ema, model, decay, step):
+    """ema <- decay * ema + (1 - decay) * model, with the decay warmed up over the first steps (so the
+    average is not anchored to the random initialisation); BatchNorm counters are copied."""
+    decay = min(decay, (1 + step) / (10 + step))
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.lerp_(m, 1 - decay)
+        else:
+            e.copy_(m)
 
 
 def _scheduler(optimizer, config, steps_per_epoch):
@@ -131,10 +189,12 @@ def validate(model, images, labels, classes, loss_fn, device, batch_size=256) ->
     return metrics
 
 
-def train(config: TrainConfig = None, **overrides) -> dict:
+def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     """Train a model; returns {run_dir, checkpoint, history, best_val, test_metrics, parameters}.
 
     Call as `train(model="model_2", train_path="train-small", epochs=3)` or with a TrainConfig.
+    `on_epoch(row, model)`, if given, is called after each epoch with its history row and the model that is
+    validated (benchmarks use it to chart accuracy against time; it must not train the model).
     """
     if config is None:
         config = make_config(**overrides)
@@ -164,6 +224,8 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     train_images = torch.from_numpy(np.ascontiguousarray(folder.images[train_idx]))
     val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
     train_labels, val_labels = folder.labels[train_idx], folder.labels[val_idx]
+    if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
+        train_images = train_images.to(device)
 
     run_dir = Path(distributed.broadcast_object(str(config.out) if config.out else RUNS_DIR / (
         f"{config.model}-{Path(str(config.train_path)).name}-{time.strftime('%Y%m%d-%H%M%S')}")))
@@ -173,6 +235,7 @@ def train(config: TrainConfig = None, **overrides) -> dict:
 
     mean, std = channel_stats(train_images.numpy())
     model = ImageClassifier(build_model(config.model, len(classes)), mean, std).to(device)
+    model.flip_tta = config.flip_tta
     n_params = count_parameters(model)
     log(f"model {config.model}: {n_params:,} parameters; classes {classes} "
         + (f"(P({classes[1]}) is the output, {classes[0]} is negative)" if len(classes) == 2 else "(softmax)"))
@@ -188,17 +251,23 @@ def train(config: TrainConfig = None, **overrides) -> dict:
     # the forward pass of training; evaluation and checkpoints use the bare `model` (same parameters)
     trained = torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    if config.compile:
+        trained = torch.compile(trained)  # compiled at the first step, timed apart (compile_seconds)
 
     batches = Batches(train_images, train_labels, config.batch_size, shuffle=True, seed=config.seed,
                       hflip=config.hflip, vflip=config.vflip, crop_padding=config.crop_padding,
-                      sharpness=config.sharpness, device=device, rank=distributed.rank(), world_size=world)
+                      sharpness=config.sharpness, robust=config.robust, device=device, rank=distributed.rank(), world_size=world)
     if config.recipe == "seed":
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _scheduler(optimizer, config, len(batches))
-    loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None)
-    autocast, scaler = _autocast(device)
+    loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None,
+                            config.label_smoothing)
+    autocast, scaler = choose_precision(config, device, model, loss_fn, next(iter(Batches(
+        train_images[:config.batch_size], train_labels[:config.batch_size], config.batch_size, device=device))), log)
+    # the model that is validated and saved: an exponential moving average of the weights, or the weights
+    averaged = copy.deepcopy(model) if config.ema else model
     config_dict = dataclasses.asdict(config)
 
     # bars on a terminal or in a notebook; in a log file the per-epoch line says it all
@@ -209,6 +278,8 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         if state["model_name"] != config.model or state["classes"] != classes:
             raise DataError(f"{last_path}: cannot resume: it is {state['model_name']} on {state['classes']}")
         model.load_state_dict(state["state_dict"])
+        if config.ema:
+            averaged.load_state_dict(state.get("ema_state_dict", state["state_dict"]))
         optimizer.load_state_dict(state["optimizer"])
         if scheduler:  # rebuilt for the requested epochs and fast-forwarded, so a run can also be extended
             with warnings.catch_warnings():
@@ -227,7 +298,10 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         loss_sum = 0.0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", file=sys.stderr,
                    disable=not show_bars, leave=False)
-        for x, y in bar:
+        compile_seconds = 0.0
+        for step, (x, y) in enumerate(bar, start=epoch * len(batches)):
+            if config.compile and step == epoch * len(batches) and epoch == start_epoch:
+                t_compile = time.perf_counter()
             with autocast:
                 logits = trained(x)
                 loss = loss_fn(logits.float(), y)
@@ -241,22 +315,29 @@ def train(config: TrainConfig = None, **overrides) -> dict:
                 optimizer.step()
             if scheduler:
                 scheduler.step()
+            if config.ema:
+                update_ema(averaged, model, config.ema, step)
+            if config.compile and step == epoch * len(batches) and epoch == start_epoch:
+                compile_seconds = time.perf_counter() - t_compile  # the first step compiles the graph
+                log(f"torch.compile: first step took {compile_seconds:.1f} s (compilation), not counted as training")
             with torch.no_grad():
                 pred = decide(probabilities(logits))
                 correct += int((pred == y).sum())
                 seen += len(y)
                 loss_sum += float(loss) * len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-        train_seconds = time.perf_counter() - t0
+        train_seconds = time.perf_counter() - t0 - compile_seconds
         loss_sum, correct, seen = distributed.sum_across([loss_sum, correct, seen], device)
-        distributed.broadcast_buffers(model)  # every rank validates rank 0's BatchNorm statistics
-        val = validate(model, val_images, val_labels, classes, loss_fn, device)
+        distributed.broadcast_buffers(averaged)  # every rank validates rank 0's BatchNorm statistics
+        val = validate(averaged, val_images, val_labels, classes, loss_fn, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
-               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds,
+               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds, "compile_seconds": compile_seconds,
                "train_images_per_s": seen / train_seconds, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row, averaged)
         improved = best is None or (val["accuracy"], -val["loss"]) > (best["accuracy"], -best["loss"])
         log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f" | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} auc {val['roc_auc'] or float('nan'):.4f}"
@@ -267,10 +348,12 @@ def train(config: TrainConfig = None, **overrides) -> dict:
         if not main:
             continue
         if improved:
-            save_checkpoint(make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best,
+            save_checkpoint(make_checkpoint(averaged, config.model, classes, IMAGE_SIZE, config_dict, best,
                                             epoch + 1), best_path)
         state = make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best, epoch + 1)
         state.update(optimizer=optimizer.state_dict(), rng=torch.get_rng_state(), history=history, best=best)
+        if config.ema:
+            state["ema_state_dict"] = {k: v.detach().cpu() for k, v in averaged.state_dict().items()}
         save_checkpoint(state, last_path)
         (run_dir / "history.json").write_text(json.dumps({"config": config_dict, "classes": classes,
                                                          "parameters": n_params, "history": history,

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Test accuracy against CPU wall time for each model and recipe, and the robustness table.
+
+Each run trains on the full `train` split (validation carved from it; the checkpoint is chosen on validation)
+and after every epoch its validated model is also scored on `test` for the chart. That scoring is timed
+apart and left out of the minutes: `minutes` is training + validation + calibration wall time. The last line
+is one JSON object with the headline figures (the best run is chosen on validation). Runs:
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from data import load_folder, resolve_split  # noqa: E402
+from models import build_model, decide, probabilities  # noqa: E402
+from utils.inference import robustness, run_model  # noqa: E402
+from utils.metrics import format_robustness  # noqa: E402
+from utils.training import RUNS_DIR, make_config, train  # noqa: E402
+
+# the recipe flags of the stronger model (chosen on validation, see README)
+RECIPE = dict(lr=3e-3, ema=0.999, flip_tta=True)
+RUNS = {
+    "fast": dict(about="fullres_cnn, 2 epochs: the time-to-93% run",
+                 config=dict(model="fullres_cnn", epochs=2, lr=3e-3)),
+    "best": dict(about="fullres_cnn, full recipe, 16 epochs (<= 20 CPU minutes)",
+                 config=dict(model="fullres_cnn", epochs=16, **RECIPE), robustness=True),
+    "robust": dict(about="as best, with robust training (JPEG/resize/blur on 30% of each batch, each)",
+                   config=dict(model="fullres_cnn", epochs=16, robust=0.3, **RECIPE), robustness=True),
+    "model_2": dict(about="the seed's model_2, architecture unchanged, with the recipe: 7 epochs",
+                    config=dict(model="model_2", epochs=7, **RECIPE)),
+}
+__doc__ += "\n".join(f"  {k}: {v['about']}" for k, v in RUNS.items())
+
+
+def mmacs(model_name) -> float:
+    """Multiply-accumulates per 32x32 image (convolutions and linear layers), in millions."""
+    net, total = build_model(model_name).eval(), 0
+
+    def hook(m, _, out):
+        nonlocal total
+        if isinstance(m, torch.nn.Conv2d):
+            total += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, torch.nn.Linear):
+            total += m.in_features * m.out_features
+    handles = [m.register_forward_hook(hook) for m in net.modules()]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    return total / 1e6
+
+
+def run(name, spec, test, quick):
+    out = RUNS_DIR / "bench" / name
+    config = dict(spec["config"], train_path="train", test_path="test", out=str(out), progress=False)
+    if quick:  # a smoke test of this script: a few thousand images, one epoch
+        config.update(max_train_images=2000, epochs=1)
+    chart, scoring = [], 0.0
+
+    def on_epoch(row, model):
+        nonlocal scoring
+        t0 = time.perf_counter()
+        probs = probabilities(run_model(model, test.images, 512))
+        accuracy = float((decide(probs).numpy() == test.labels).mean())
+        scoring += time.perf_counter() - t0
+        chart.append({"epoch": row["epoch"], "seconds": round(time.perf_counter() - start - scoring, 1),
+                      "val_accuracy": row["val_accuracy"], "test_accuracy": accuracy})
+        print(f"  [{name}] epoch {row['epoch']}: {chart[-1]['seconds']:.0f} s, val {row['val_accuracy']:.4f}, "
+              f"test {accuracy:.4f}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    result = train(make_config(**config), on_epoch=on_epoch)
+    seconds = time.perf_counter() - start - scoring - result["test_metrics"]["n"] / result["test_metrics"]["images_per_s"]
+    m = result["test_metrics"]
+    summary = {"name": name, "about": spec["about"], "model": config["model"], "parameters": result["parameters"],
+               "mmacs": round(mmacs(config["model"]), 1), "minutes": round(seconds / 60, 2),
+               "best_val_accuracy": result["best_val"]["accuracy"], "best_epoch": result["best_val"]["epoch"],
+               "test_accuracy": m["accuracy"], "roc_auc": m["roc_auc"], "ece": m.get("ece"), "chart": chart,
+               "command": "python train.py --train-path train " + " ".join(
+                   f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in spec["config"].items())}
+    if spec.get("robustness") and not quick:
+        rows = robustness(result["checkpoint"], "test", verbose=False)
+        print(format_robustness(rows), file=sys.stderr)
+        summary["robustness"] = rows
+    (out / "bench.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=",".join(RUNS), help="comma-separated subset of: " + ", ".join(RUNS))
+    p.add_argument("--reuse", action="store_true",
+                   help="take a run's figures from runs/bench/<run>/bench.json when it exists (said in the output)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 2,000 images, one epoch a run")
+    args = p.parse_args()
+    test = load_folder(resolve_split("test"), verbose=False)
+    summaries = []
+    for name in args.runs.split(","):
+        saved = RUNS_DIR / "bench" / name / "bench.json"
+        if args.reuse and saved.exists():
+            print(f"{name}: reusing {saved}", file=sys.stderr)
+            summaries.append(json.loads(saved.read_text()))
+        else:
+            summaries.append(run(name, RUNS[name], test, args.quick))
+    print(f"{'run':<8} {'model':<12} {'params':>8} {'MMACs':>6} {'minutes':>7} {'val acc':>8} {'test acc':>8} "
+          f"{'ROC-AUC':>8} {'ECE':>7}  (chart: seconds -> test accuracy)")
+    for s in summaries:
+        chart = " ".join(f"{c['seconds']:.0f}s:{c['test_accuracy']:.4f}" for c in s["chart"])
+        print(f"{s['name']:<8} {s['model']:<12} {s['parameters']:>8,} {s['mmacs']:>6} {s['minutes']:>7.2f} "
+              f"{s['best_val_accuracy']:>8.4f} {s['test_accuracy']:>8.4f} {s['roc_auc']:>8.4f} {s['ece'] or 0:>7.4f}  {chart}")
+    for s in summaries:
+        if "robustness" in s:
+            print(f"robustness of {s['name']}:\n" + format_robustness(s["robustness"]))
+    best = max(summaries, key=lambda s: s["best_val_accuracy"])  # chosen on validation, reported on test
+    crossings = [c["seconds"] for s in summaries for c in s["chart"] if c["test_accuracy"] >= 0.93]
+    robust = next((s for s in summaries if s["name"] == "robust"), None)
+    rob = {r["set"].rsplit("-", 1)[-1]: r["accuracy"] for r in robust["robustness"]} if robust and "robustness" in robust else {}
+    print(json.dumps({"best_run": best["name"], "best_test_acc": best["test_accuracy"], "minutes": best["minutes"],
+                      "time_to_93_s": min(crossings) if crossings else None, "jpeg75_acc": rob.get("jpeg75"),
+                      "resize_acc": rob.get("resize"), "robust_clean_acc": rob.get("test"), "ece": best["ece"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The stronger model and its recipe: registry, label smoothing, EMA, flip TTA, precision choice,
+robust-training augmentation, perturbed test sets and the robustness table."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from data import Batches, load_folder
+from data.perturbed import PERTURBATIONS, build_perturbed_split, down_up, jpeg, robust_augment
+from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function
+from tests.conftest import write_split
+from tests.test_pipeline import cli
+from utils.checkpoint import load_checkpoint, load_classifier
+from utils.training import choose_precision, make_config, train, update_ema
+
+
+def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
+    net = build_model("fullres_cnn")
+    assert count_parameters(net) == 146_417  # a tenth of model_2's 1,454,081
+    seen = []
+    net.features[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 1)
+    assert seen == [(2, 16, 32, 32)]  # the second convolution still sees every pixel
+    assert build_model("fullres_cnn", 3)(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_label_smoothing_moves_the_targets():
+    logits, labels = torch.tensor([[20.0], [-20.0]]), torch.tensor([1, 0])
+    assert float(loss_function(2)(logits, labels)) < 1e-6
+    # with smoothing 0.2 the targets are 0.9 and 0.1: a saturated logit now costs about 0.1 * 20
+    assert float(loss_function(2, label_smoothing=0.2)(logits, labels)) == pytest.approx(2.0, rel=0.05)
+    ce = loss_function(3, label_smoothing=0.3)(torch.tensor([[30.0, 0, 0]]), torch.tensor([0]))
+    assert float(ce) > 1.0
+
+
+def test_ema_follows_the_weights_with_warmup():
+    model, ema = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        ema.weight.zero_()
+        model.weight.fill_(1.0)
+    update_ema(ema, model, decay=0.999, step=0)  # warm-up decay (1 + 0) / (10 + 0) = 0.1
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.9))
+    update_ema(ema, model, decay=0.5, step=10_000)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.95))
+
+
+def test_flip_tta_averages_the_mirror_image():
+    net = build_model("fullres_cnn").eval()
+    model = ImageClassifier(net, [0.5] * 3, [0.25] * 3).eval()
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        plain, mirrored = model(x), model(x.flip(3))
+        model.flip_tta = True
+        both = model(x)
+    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-5)
+    assert torch.allclose(both, model(x.flip(3)), atol=1e-5)  # a mirror-invariant verdict
+
+
+def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    import utils.training as training
+    model = ImageClassifier(build_model("fullres_cnn"), [0.5] * 3, [0.25] * 3)
+    batch = (torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 2, (8,)))
+    messages = []
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    ctx, scaler = choose_precision(make_config(), torch.device("cpu"), model, loss_function(2), batch, messages.append)
+    assert not ctx._enabled and scaler is None and "fp32" in messages[-1]
+    # native bf16 claimed: the choice is measured, and the weights are left as they were
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    choose_precision(make_config(), torch.device("cpu"), model, loss_function(2), batch, messages.append)
+    assert "measured" in messages[-1]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    ctx, _ = choose_precision(make_config(precision="bf16"), torch.device("cpu"), model, loss_function(2), batch,
+                              messages.append)
+    assert ctx._enabled and ctx.fast_dtype == torch.bfloat16
+
+
+def test_temperature_stays_bounded_on_a_perfectly_separated_validation_set():
+    # timid but always right: the NLL keeps falling as T -> 0, so the fit would sharpen without end
+    logits, labels = torch.tensor([[0.05], [-0.05]] * 10), torch.tensor([1, 0] * 10)
+    assert fit_temperature(logits, labels) == pytest.approx(0.05)
+
+
+def test_robust_augment_hits_about_the_asked_share_and_keeps_shape():
+    x = torch.randint(0, 256, (400, 3, 32, 32), dtype=torch.uint8)
+    out = robust_augment(x, torch.Generator().manual_seed(0), 0.3)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    changed = (out != x).flatten(1).any(1).float().mean()
+    assert 0.5 < changed < 0.8  # 1 - 0.7^3 = 0.66 of the images get at least one degradation
+    assert torch.equal(robust_augment(x, torch.Generator().manual_seed(0), 0.0), x)
+
+
+def test_degradations_are_what_they_say():
+    smooth = torch.linspace(0, 255, 32).round().to(torch.uint8).view(1, 1, 1, 32).expand(2, 3, 32, 32).contiguous()
+    error = (down_up(smooth, 16).float() - smooth.float()).abs()
+    assert error[..., 2:-2].max() <= 2 and error.max() <= 8  # a ramp survives down/up (edges clamp a little)
+    checker = ((torch.arange(32).view(-1, 1) + torch.arange(32)) % 2 * 255).to(torch.uint8).expand(2, 3, 32, 32)
+    assert down_up(checker.contiguous(), 16).float().std() < 20  # finest detail is gone
+    assert (jpeg(checker.contiguous(), 50).float() - checker.float()).abs().mean() > 5
+
+
+def test_perturbed_splits_and_the_robustness_table(trained_run, tmp_path):
+    root = tmp_path / "images"
+    write_split(root / "test", {"REAL": 10, "FAKE": 10}, seed=8)
+    assert build_perturbed_split(root, "test-jpeg75") and build_perturbed_split(root, "test-resize")
+    assert not build_perturbed_split(root, "test-sepia") and not build_perturbed_split(root, "nothing-jpeg75")
+    jpgs = sorted((root / "test-jpeg75" / "FAKE").iterdir())
+    assert len(jpgs) == 10 and all(p.suffix == ".jpg" for p in jpgs)
+    assert load_folder(root / "test-resize").labels.tolist() == load_folder(root / "test").labels.tolist()
+    r = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--test-path", root / "test",
+            "--robustness", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout.strip().splitlines()[-1])["robustness"]
+    assert [row["set"] for row in rows] == ["test"] + [f"test-{k}" for k in PERTURBATIONS]
+    assert all(row["n"] == 20 for row in rows) and rows[0]["accuracy_change"] == 0
+    flip = next(row for row in rows if row["set"] == "test-flip")
+    assert flip["accuracy_change"] == pytest.approx(flip["accuracy"] - rows[0]["accuracy"])
+    table = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--test-path", root / "test",
+                "--robustness")
+    assert "test-jpeg50" in table.stdout and "re-saved as JPEG quality 50" in table.stdout
+
+
+def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
+    r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=3, batch_size=16,
+              lr=3e-3, ema=0.9, flip_tta=True, label_smoothing=0.1, robust=0.3, out=str(tmp_path / "run"),
+              progress=False, device="cpu")
+    ck = load_checkpoint(r["checkpoint"])
+    assert ck["model_name"] == "fullres_cnn" and ck["flip_tta"] is True
+    assert ck["config"]["ema"] == 0.9 and ck["config"]["robust"] == 0.3
+    model, _ = load_classifier(r["checkpoint"])
+    assert model.flip_tta
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert "ema_state_dict" in last  # the average resumes too
+    assert not all(torch.equal(last["ema_state_dict"][k], last["state_dict"][k])
+                   for k in last["state_dict"] if last["state_dict"][k].dtype.is_floating_point)
+    assert r["best_val"]["accuracy"] >= 0.8
