@@ -143,7 +143,7 @@ def choose_precision(config, device, model, loss_fn, batch, log):
         return torch.autocast("cpu", enabled=False), None
     x, y = batch
     fp32, bf16 = (_step_seconds(model, loss_fn, x, y, d) for d in (torch.float32, torch.bfloat16))
-    use = bf16 < 0.9 * fp32
+    use = distributed.broadcast_object(bf16 < 0.9 * fp32)  # rank 0's measurement decides for every rank
     log(f"precision: {'bf16' if use else 'fp32'} (measured {fp32 * 1e3:.0f} ms a step in fp32, "
         f"{bf16 * 1e3:.0f} ms in bf16)")
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use), None
@@ -224,6 +224,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     train_images = torch.from_numpy(np.ascontiguousarray(folder.images[train_idx]))
     val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
     train_labels, val_labels = folder.labels[train_idx], folder.labels[val_idx]
+    mean, std = channel_stats(train_images.numpy())
     if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
         train_images = train_images.to(device)
 
@@ -233,7 +234,6 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = run_dir / "last.pt", run_dir / "checkpoint.pt"
 
-    mean, std = channel_stats(train_images.numpy())
     model = ImageClassifier(build_model(config.model, len(classes)), mean, std).to(device)
     model.flip_tta = config.flip_tta
     n_params = count_parameters(model)
