@@ -164,6 +164,8 @@ def update_ema(ema, model, decay, step):
 def _scheduler(optimizer, config, steps_per_epoch):
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "onecycle":
+        if total < 5:  # too few steps to warm up and anneal (torch's one-cycle divides by zero at 4)
+            return None
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
                                                    pct_start=0.25, anneal_strategy="linear")
     if config.schedule == "cosine":
@@ -281,7 +283,10 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         if config.ema:
             averaged.load_state_dict(state.get("ema_state_dict", state["state_dict"]))
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler:  # rebuilt for the requested epochs and fast-forwarded, so a run can also be extended
+        # rebuilt for the requested epochs over the loaded optimizer and fast-forwarded, so a run can also be
+        # extended (even past a first run too short to have had a schedule)
+        scheduler = _scheduler(optimizer, config, len(batches))
+        if scheduler:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 for _ in range(state["epoch"] * len(batches)):
