@@ -305,8 +305,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
                    disable=not show_bars, leave=False)
         compile_seconds = 0.0
         for step, (x, y) in enumerate(bar, start=epoch * len(batches)):
-            if config.compile and step == epoch * len(batches) and epoch == start_epoch:
-                t_compile = time.perf_counter()
+            compiling = config.compile and epoch == start_epoch and step == epoch * len(batches)
+            t_step = time.perf_counter()
             with autocast:
                 logits = trained(x)
                 loss = loss_fn(logits.float(), y)
@@ -322,8 +322,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
                 scheduler.step()
             if config.ema:
                 update_ema(averaged, model, config.ema, step)
-            if config.compile and step == epoch * len(batches) and epoch == start_epoch:
-                compile_seconds = time.perf_counter() - t_compile  # the first step compiles the graph
+            if compiling:  # this process's first step compiled the graph
+                compile_seconds = time.perf_counter() - t_step
                 log(f"torch.compile: first step took {compile_seconds:.1f} s (compilation), not counted as training")
             with torch.no_grad():
                 pred = decide(probabilities(logits))
@@ -338,7 +338,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
-               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds, "compile_seconds": compile_seconds,
+               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds,
+               "compile_seconds": compile_seconds,
                "train_images_per_s": seen / train_seconds, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
         if on_epoch is not None:
