@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from data import load_folder, resolve_split  # noqa: E402
-from models import ImageClassifier, build_model, decide, loss_function, probabilities  # noqa: E402
-from utils.inference import run_model  # noqa: E402
+from models import ImageClassifier, build_model, loss_function  # noqa: E402
+from time_to_accuracy import TestChart  # noqa: E402  (bench/ is the script's own folder)
 from utils.training import make_config, train  # noqa: E402
 
 TARGET = 0.985
@@ -79,23 +79,12 @@ def main():
     result = {"device": name, "train_img_s": throughput}
     if args.epochs:
         test = load_folder(resolve_split("test"), verbose=False)
-        chart, scoring, start = [], 0.0, time.perf_counter()
-
-        def on_epoch(row, model):
-            nonlocal scoring
-            t0 = time.perf_counter()
-            acc = float((decide(probabilities(run_model(model, test.images, 4096, "cuda"))).numpy()
-                         == test.labels).mean())
-            scoring += time.perf_counter() - t0
-            chart.append({"epoch": row["epoch"], "seconds": round(time.perf_counter() - start - scoring, 1),
-                          "test_accuracy": acc})
-            print(f"  epoch {row['epoch']}: {chart[-1]['seconds']} s, val {row['val_accuracy']:.4f}, test {acc:.4f}",
-                  flush=True)
+        chart = TestChart(test, args.model, batch_size=4096, device="cuda")
         r = train(make_config(model=args.model, train_path="train", test_path="none", epochs=args.epochs,
                               batch_size=args.batch_size, lr=3e-3, ema=0.999, flip_tta=True, compile=args.compile,
-                              device="cuda", progress=False, out="runs/bench/gpu"), on_epoch=on_epoch)
-        reached = [c["seconds"] for c in chart if c["test_accuracy"] >= TARGET]
-        result.update(model=args.model, epochs=args.epochs, chart=chart, best_val=r["best_val"]["accuracy"],
+                              device="cuda", progress=False, out="runs/bench/gpu"), on_epoch=chart)
+        reached = [c["seconds"] for c in chart.points if c["test_accuracy"] >= TARGET]
+        result.update(model=args.model, epochs=args.epochs, chart=chart.points, best_val=r["best_val"]["accuracy"],
                       time_to_985_s=reached[0] if reached else None)
     print(json.dumps(result))
     return 0

@@ -55,32 +55,42 @@ def mmacs(model_name) -> float:
     return total / 1e6
 
 
+class TestChart:
+    """`train(..., on_epoch=chart)`: scores the validated model on the test images after every epoch and
+    records (epoch, seconds, val and test accuracy), the scoring time left out of `seconds`."""
+
+    def __init__(self, test, label, batch_size=512, device="cpu"):
+        self.test, self.label, self.batch_size, self.device = test, label, batch_size, device
+        self.points, self.scoring, self.start = [], 0.0, time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Wall seconds since the start, less the time spent scoring for the chart."""
+        return time.perf_counter() - self.start - self.scoring
+
+    def __call__(self, row, model):
+        t0 = time.perf_counter()
+        probs = probabilities(run_model(model, self.test.images, self.batch_size, self.device))
+        accuracy = float((decide(probs).numpy() == self.test.labels).mean())
+        self.scoring += time.perf_counter() - t0
+        self.points.append({"epoch": row["epoch"], "seconds": round(self.elapsed(), 1),
+                            "val_accuracy": row["val_accuracy"], "test_accuracy": accuracy})
+        print(f"  [{self.label}] epoch {row['epoch']}: {self.points[-1]['seconds']:.0f} s, val "
+              f"{row['val_accuracy']:.4f}, test {accuracy:.4f}", file=sys.stderr, flush=True)
+
+
 def run(name, spec, test, quick):
     out = RUNS_DIR / "bench" / name
     config = dict(spec["config"], train_path="train", test_path="test", out=str(out), progress=False)
     if quick:  # a smoke test of this script: a few thousand images, one epoch
         config.update(max_train_images=2000, epochs=1)
-    chart, scoring = [], 0.0
-
-    def on_epoch(row, model):
-        nonlocal scoring
-        t0 = time.perf_counter()
-        probs = probabilities(run_model(model, test.images, 512))
-        accuracy = float((decide(probs).numpy() == test.labels).mean())
-        scoring += time.perf_counter() - t0
-        chart.append({"epoch": row["epoch"], "seconds": round(time.perf_counter() - start - scoring, 1),
-                      "val_accuracy": row["val_accuracy"], "test_accuracy": accuracy})
-        print(f"  [{name}] epoch {row['epoch']}: {chart[-1]['seconds']:.0f} s, val {row['val_accuracy']:.4f}, "
-              f"test {accuracy:.4f}", file=sys.stderr, flush=True)
-
-    start = time.perf_counter()
-    result = train(make_config(**config), on_epoch=on_epoch)
-    seconds = time.perf_counter() - start - scoring - result["test_metrics"]["n"] / result["test_metrics"]["images_per_s"]
+    chart = TestChart(test, name)
+    result = train(make_config(**config), on_epoch=chart)
     m = result["test_metrics"]
+    seconds = chart.elapsed() - m["n"] / m["images_per_s"]  # less the final test report
     summary = {"name": name, "about": spec["about"], "model": config["model"], "parameters": result["parameters"],
                "mmacs": round(mmacs(config["model"]), 1), "minutes": round(seconds / 60, 2),
                "best_val_accuracy": result["best_val"]["accuracy"], "best_epoch": result["best_val"]["epoch"],
-               "test_accuracy": m["accuracy"], "roc_auc": m["roc_auc"], "ece": m.get("ece"), "chart": chart,
+               "test_accuracy": m["accuracy"], "roc_auc": m["roc_auc"], "ece": m.get("ece"), "chart": chart.points,
                "command": "python train.py --train-path train " + " ".join(
                    f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in spec["config"].items())}
     if spec.get("robustness") and not quick:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from data import DataError, load_folder, resolve_split
-from data.perturbed import PERTURBATIONS, build_perturbed_split, perturbed_name
+from data.perturbed import PERTURBATIONS, build_perturbed_split, jpeg, perturbed_name
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
@@ -61,17 +61,6 @@ def _classifier(checkpoint, device):
     return model.to(device), ck
 
 
-def jpeg_resave(images, quality: int) -> torch.Tensor:
-    """Every uint8 (N, 3, H, W) image encoded and decoded as JPEG at `quality` (torchvision, batched lists)."""
-    from torchvision.io import decode_jpeg, encode_jpeg
-    images = torch.as_tensor(np.asarray(images))
-    out = []
-    for start in range(0, len(images), 1024):
-        encoded = encode_jpeg(list(images[start:start + 1024]), quality=int(quality))
-        out.extend(decode_jpeg(encoded))
-    return torch.stack(out)
-
-
 def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True, jpeg_quality=None):
     """Score every image of a split or <CLASS>/ folder tree (re-saved as JPEG first with `jpeg_quality`).
 
@@ -84,7 +73,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", 
     labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels]
     if len(labels) == 0:
         raise DataError(f"{folder.root}: no readable images to evaluate")
-    images = folder.images if jpeg_quality is None else jpeg_resave(folder.images, jpeg_quality)
+    images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
     start = time.perf_counter()
     probs = probabilities(run_model(model, images, batch_size, device)).numpy()
     return dict(folder=folder, labels=labels, probs=probs, classes=ck["classes"],

@@ -266,8 +266,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     scheduler = _scheduler(optimizer, config, len(batches))
     loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None,
                             config.label_smoothing)
-    autocast, scaler = choose_precision(config, device, model, loss_fn, next(iter(Batches(
-        train_images[:config.batch_size], train_labels[:config.batch_size], config.batch_size, device=device))), log)
+    probe = (train_images[:config.batch_size].to(device), torch.as_tensor(train_labels[:config.batch_size]).to(device))
+    autocast, scaler = choose_precision(config, device, model, loss_fn, probe, log)
     # the model that is validated and saved: an exponential moving average of the weights, or the weights
     averaged = copy.deepcopy(model) if config.ema else model
     config_dict = dataclasses.asdict(config)
