@@ -69,7 +69,7 @@ def seed_eval(net, loader):
 def seed_net_test_accuracy(net, test):
     """A seed-trained network (P(REAL) output, 0..1 input) on the cached test split."""
     model = ImageClassifier(net, [0.0] * 3, [1.0] * 3)
-    real_prob = probabilities(run_model(model, test.images, 256))[:, 1].numpy()
+    real_prob = probabilities(run_model(model, test.images))[:, 1].numpy()
     pred_fake = (real_prob <= 0.5).astype(np.int64)
     return float((pred_fake == test.labels).mean())  # our labels: REAL=0, FAKE=1
 
@@ -120,7 +120,7 @@ def main():
     idx = np.sort(np.random.default_rng(0).permutation(len(test.labels))[:args.eval_images])
     imgs = torch.from_numpy(np.ascontiguousarray(test.images[idx]))
     t0 = time.perf_counter()
-    run_model(model, imgs, 256)
+    run_model(model, imgs)  # batch size: eval_batch_size (64 on a CPU)
     out["eval_img_s"] = len(idx) / (time.perf_counter() - t0)
     out["eval_speedup"] = out["eval_img_s"] / out["seed_eval_img_s"]
     print(json.dumps({k: round(v, 3) for k, v in out.items()}), file=sys.stderr)

@@ -59,7 +59,7 @@ class TestChart:
     """`train(..., on_epoch=chart)`: scores the validated model on the test images after every epoch and
     records (epoch, seconds, val and test accuracy), the scoring time left out of `seconds`."""
 
-    def __init__(self, test, label, batch_size=512, device="cpu"):
+    def __init__(self, test, label, batch_size=None, device="cpu"):
         self.test, self.label, self.batch_size, self.device = test, label, batch_size, device
         self.points, self.scoring, self.start = [], 0.0, time.perf_counter()
 

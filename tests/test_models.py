@@ -48,3 +48,19 @@ def test_loss_matches_bce_and_cross_entropy():
     logits3 = torch.tensor([[2.0, 0.0, -1.0]])
     assert loss_function(3)(logits3, torch.tensor([0])) == pytest.approx(
         float(torch.nn.functional.cross_entropy(logits3, torch.tensor([0]))))
+
+
+def test_scores_do_not_depend_on_the_evaluation_batch_size():
+    """run_model's CPU default (64 a pass, chosen for speed) must give the very scores of any other batching:
+    eval mode, so BatchNorm uses its running statistics, never the batch's."""
+    from utils.inference import eval_batch_size, run_model
+    torch.manual_seed(0)
+    model = ImageClassifier(build_model("model_2"), [0.5] * 3, [0.25] * 3)
+    x = torch.randint(0, 256, (150, 3, 32, 32), dtype=torch.uint8)
+    model.train()
+    model(x)  # running statistics away from their initial values
+    assert eval_batch_size("cpu") < 150 < eval_batch_size("cuda")
+    by_default = run_model(model, x)
+    assert not model.training and by_default.shape == (150, 1)
+    assert torch.allclose(by_default, run_model(model, x, batch_size=150), atol=1e-5)
+    assert torch.allclose(by_default, run_model(model, x, batch_size=7), atol=1e-5)

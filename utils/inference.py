@@ -28,12 +28,21 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def eval_batch_size(device) -> int:
+    """Images a forward pass when scoring. On a CPU small batches are faster: model_2's first activation map
+    (64 x 30 x 30 floats an image) stays in cache at 64 images and spills at 256, where it scores ~1.5x slower
+    (bench/pipeline.py measures it). A GPU wants large batches."""
+    return 64 if torch.device(device).type == "cpu" else 1024
+
+
 @torch.no_grad()
-def run_model(model, images, batch_size=256, device="cpu") -> torch.Tensor:
-    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch.
+def run_model(model, images, batch_size=None, device="cpu") -> torch.Tensor:
+    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch
+    (`batch_size` None: `eval_batch_size(device)`).
     Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
     model.eval()
     device = torch.device(device)
+    batch_size = batch_size or eval_batch_size(device)
     images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
     images = images[distributed.shard(len(images))]
     out = [torch.empty(0, 1)]  # for no images; dropped by torch.cat beside real outputs
@@ -61,7 +70,7 @@ def _classifier(checkpoint, device):
     return model.to(device), ck
 
 
-def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True, jpeg_quality=None):
+def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto", verbose=True, jpeg_quality=None):
     """Score every image of a split or <CLASS>/ folder tree (re-saved as JPEG first with `jpeg_quality`).
 
     -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, threshold,
@@ -80,7 +89,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=256, device="auto", 
                 threshold=ck.get("threshold"), seconds=time.perf_counter() - start)
 
 
-def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbose=True, jpeg_quality=None) -> dict:
+def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbose=True, jpeg_quality=None) -> dict:
     """Metrics of a checkpoint (path, or a (model, checkpoint dict) pair) on a split name or folder.
 
     With `jpeg_quality`, the same images are also re-saved as JPEG at that quality and scored again: the
@@ -101,7 +110,7 @@ def evaluate(checkpoint, test_path="test", batch_size=256, device="auto", verbos
     return metrics
 
 
-def robustness(checkpoint, base="test", batch_size=256, device="auto", verbose=True) -> list:
+def robustness(checkpoint, base="test", batch_size=None, device="auto", verbose=True) -> list:
     """Metrics on a split and on each of its perturbed copies (JPEG 75 and 50, down/up resize, blur, noise,
     mirror; written beside it on first use, see data.perturbed) -> one row per set, the clean one first,
     with the accuracy change against it."""
@@ -139,7 +148,7 @@ def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> 
     return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
 
-def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
+def predict(checkpoint, paths, batch_size=None, device="auto", progress=False):
     """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}
     (see `utils.prediction.predict_files`)."""
     device = select_device(device)
@@ -149,4 +158,4 @@ def predict(checkpoint, paths, batch_size=256, device="auto", progress=False):
         probs = probabilities(run_model(model, torch.from_numpy(images), batch_size, device))
         return probs.numpy(), decide(probs, ck.get("threshold")).numpy()
 
-    yield from predict_files(score, ck["classes"], paths, batch_size, progress)
+    yield from predict_files(score, ck["classes"], paths, progress=progress)

@@ -94,9 +94,9 @@ class OnnxClassifier:
         probs, labels = self.session.run(["probabilities", "label"], {"images": x})
         return probs, labels
 
-    def predict(self, paths, batch_size=256, progress=False):
-        """As `utils.inference.predict`, with this model."""
-        yield from predict_files(self.score, self.classes, paths, batch_size, progress)
+    def predict(self, paths, batch_size=None, progress=False):
+        """As `utils.inference.predict`, with this model (`batch_size`: files read and scored at once)."""
+        yield from predict_files(self.score, self.classes, paths, batch_size or 256, progress)
 
 
 def max_difference(classifier, onnx_model, n=256, seed=0) -> float:
