@@ -260,10 +260,11 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     batches = Batches(train_images, train_labels, config.batch_size, shuffle=True, seed=config.seed,
                       hflip=config.hflip, vflip=config.vflip, crop_padding=config.crop_padding,
                       sharpness=config.sharpness, robust=config.robust, device=device, rank=distributed.rank(), world_size=world)
-    if config.recipe == "seed":
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fused: one kernel for all parameters (on a CPU torch would otherwise loop over them one by one; the
+    # update takes 1 ms a step instead of 3.5 for model_2)
+    Adam = torch.optim.Adam if config.recipe == "seed" else torch.optim.AdamW
+    optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                     fused=device.type in ("cpu", "cuda"))
     scheduler = _scheduler(optimizer, config, len(batches))
     loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None,
                             config.label_smoothing)
