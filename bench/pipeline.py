@@ -26,7 +26,7 @@ from torchvision import datasets, transforms  # noqa: E402
 from data import Batches, load_folder, resolve_split  # noqa: E402
 from models import ImageClassifier, build_model, probabilities  # noqa: E402
 from utils.inference import run_model  # noqa: E402
-from utils.training import train  # noqa: E402
+from utils.training import make_config, make_optimizer, train  # noqa: E402
 
 SEED_TEST_ACCURACY = 0.8687
 
@@ -92,7 +92,7 @@ def main():
     n, s = seed_train_epoch(net, seed_loader(small_dir, True), torch.optim.Adam(net.parameters(), 1e-3))
     out["seed_train_img_s"] = n / s
     model = ImageClassifier(build_model("model_2"), [0.5] * 3, [0.25] * 3)
-    opt = torch.optim.AdamW(model.parameters(), 2e-3)
+    opt = make_optimizer(model, make_config(lr=2e-3), "cpu")
     loss_fn = nn.BCEWithLogitsLoss()
     batches = Batches(small.images, small.labels, 128, shuffle=True, hflip=True)
     model.train()

@@ -162,6 +162,14 @@ def update_ema(ema, model, decay, step):
             e.copy_(m)
 
 
+def make_optimizer(model, config: TrainConfig, device) -> torch.optim.Optimizer:
+    """AdamW (Adam for the seed recipe), fused: one kernel for all parameters, where torch would otherwise
+    loop over them one by one on a CPU (model_2's update: 1 ms a step instead of 3.5)."""
+    Adam = torch.optim.Adam if config.recipe == "seed" else torch.optim.AdamW
+    return Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                fused=torch.device(device).type in ("cpu", "cuda"))
+
+
 def _scheduler(optimizer, config, steps_per_epoch):
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "onecycle":
@@ -260,11 +268,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     batches = Batches(train_images, train_labels, config.batch_size, shuffle=True, seed=config.seed,
                       hflip=config.hflip, vflip=config.vflip, crop_padding=config.crop_padding,
                       sharpness=config.sharpness, robust=config.robust, device=device, rank=distributed.rank(), world_size=world)
-    # fused: one kernel for all parameters (on a CPU torch would otherwise loop over them one by one; the
-    # update takes 1 ms a step instead of 3.5 for model_2)
-    Adam = torch.optim.Adam if config.recipe == "seed" else torch.optim.AdamW
-    optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                     fused=device.type in ("cpu", "cuda"))
+    optimizer = make_optimizer(model, config, device)
     scheduler = _scheduler(optimizer, config, len(batches))
     loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None,
                             config.label_smoothing)
