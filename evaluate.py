@@ -8,8 +8,10 @@ A folder holding one class only (say, fakes from another generator) gets its det
 import argparse
 import json
 
+from models import TTA_MODES
 from utils import cli
-from utils.inference import evaluate, robustness
+from utils.checkpoint import load_classifier
+from utils.inference import evaluate, robustness, select_device
 from utils.metrics import format_metrics, format_robustness
 
 
@@ -27,13 +29,18 @@ def main(argv=None):
     p.add_argument("--robustness", action="store_true",
                    help="instead: a table over the test split and its perturbed copies (<split>-jpeg75, -jpeg50, "
                         "-resize, -blur, -noise, -flip; written beside it on first use)")
+    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation instead of the checkpoint's own")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
+    device = select_device(args.device)
+    model, ck = load_classifier(args.checkpoint, device)
+    if args.tta:
+        model.tta = args.tta
     if args.robustness:
-        rows = robustness(args.checkpoint, args.test_path, args.batch_size, args.device)
+        rows = robustness((model, ck), args.test_path, args.batch_size, device)
         print(json.dumps({"test_path": args.test_path, "robustness": rows}) if args.json else format_robustness(rows))
         return 0
-    metrics = evaluate(args.checkpoint, args.test_path, args.batch_size, args.device, jpeg_quality=args.jpeg_quality)
+    metrics = evaluate((model, ck), args.test_path, args.batch_size, device, jpeg_quality=args.jpeg_quality)
     print(json.dumps(metrics) if args.json else format_metrics(metrics))
 
 

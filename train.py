@@ -8,7 +8,7 @@ NCCL on CUDA; --batch-size is per process; only rank 0 prints and writes the run
 """
 import argparse
 
-from models import MODELS
+from models import MODELS, TTA_MODES
 from utils import cli, distributed
 from utils.training import RECIPES, TrainConfig, make_config, train
 
@@ -41,8 +41,10 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")
-    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="evaluate on each image and its mirror image, averaging the logits (stored in the checkpoint)")
+    p.add_argument("--tta", choices=TTA_MODES,
+                   help="test-time augmentation, stored in the checkpoint so evaluate/predict/export use it: "
+                        "none (default); flip: average the logits of each image and its mirror image; "
+                        "flip-shift: also one-pixel shifts and their mirrors (6 passes; +0.2 pt on validation)")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile the training step (pays off on long GPU runs; compile time reported apart)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],

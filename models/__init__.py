@@ -6,6 +6,7 @@ Every network takes normalised float images (N, 3, 32, 32) and returns logits: o
 normalisation lives in exactly one place (and travels with the weights in the checkpoint).
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .fullres_cnn import FullResCNN
@@ -18,6 +19,13 @@ MODELS = {
     "fullres_cnn": FullResCNN,   # full-resolution first stage, global pooling: a quarter of model_2's FLOPs
     "fullres_cnn_wide": lambda num_outputs=1: FullResCNN(num_outputs, widths=(24, 48, 96, 192)),
 }
+
+
+# Test-time augmentation: the views averaged in eval mode (a model setting, saved in the checkpoint).
+#   flip: the image and its mirror image;
+#   flip-shift: also the image moved one pixel down-right and one up-left (reflect-padded) and their mirrors,
+#   the shifted four weighted as much as the unshifted two (airbench's weighting): 6 forward passes, not 2.
+TTA_MODES = ("none", "flip", "flip-shift")
 
 
 def num_outputs_for(num_classes: int) -> int:
@@ -50,7 +58,17 @@ class ImageClassifier(nn.Module):
         # calibration temperature fitted on validation after training (1 = none); kept in the checkpoint's
         # metadata rather than the state dict, so checkpoints written before calibration still load
         self.register_buffer("temperature", torch.ones(()), persistent=False)
-        self.flip_tta = False  # in eval mode, average the logits of the image and its mirror image
+        self.tta = "none"  # views averaged in eval mode, one of TTA_MODES
+
+    @property
+    def tta(self) -> str:
+        return self._tta
+
+    @tta.setter
+    def tta(self, mode: str):
+        if mode not in TTA_MODES:
+            raise ValueError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
+        self._tta = mode
 
     def forward(self, images):
         x = images.float()
@@ -58,8 +76,13 @@ class ImageClassifier(nn.Module):
             x = x / 255.0
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         logits = self.net(x)
-        if self.flip_tta and not self.training:
+        if self.tta != "none" and not self.training:
             logits = (logits + self.net(x.flip(3))) / 2
+            if self.tta == "flip-shift":
+                padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+                shifted = [v.contiguous(memory_format=torch.channels_last)
+                           for v in (padded[:, :, 2:, 2:], padded[:, :, :-2, :-2])]
+                logits = (logits + sum(self.net(v) + self.net(v.flip(3)) for v in shifted) / 4) / 2
         return logits / self.temperature
 
 

@@ -40,10 +40,10 @@ def test_onnx_matches_pytorch_on_the_test_images(trained_run, exported):
     assert float(onnx_model.metadata["temperature"]) == pytest.approx(ck["temperature"])
 
 
-def test_temperature_and_flip_tta_are_inside_the_graph(trained_run, tmp_path):
+def test_temperature_and_tta_are_inside_the_graph(trained_run, tmp_path):
     model, ck = load_classifier(trained_run["result"]["checkpoint"])
     model.temperature.fill_(5.0)
-    model.flip_tta = True
+    model.tta = "flip-shift"
     export_onnx((model, {**ck, "temperature": 5.0}), tmp_path / "hot.onnx")
     images = load_folder(trained_run["test_dir"]).images
     with torch.no_grad():

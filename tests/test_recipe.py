@@ -45,16 +45,35 @@ def test_ema_follows_the_weights_with_warmup():
     assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.95))
 
 
-def test_flip_tta_averages_the_mirror_image():
-    net = build_model("fullres_cnn").eval()
-    model = ImageClassifier(net, [0.5] * 3, [0.25] * 3).eval()
+def test_tta_modes_average_the_views_they_name():
+    torch.manual_seed(0)
+    model = ImageClassifier(build_model("fullres_cnn"), [0.5] * 3, [0.25] * 3).eval()
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    padded = torch.nn.functional.pad(x.float(), (1, 1, 1, 1), mode="reflect")
+    down_right, up_left = padded[:, :, 2:, 2:], padded[:, :, :-2, :-2]  # pixel (i, j) <- (i+1, j+1) / (i-1, j-1)
+    assert torch.equal(down_right[:, :, :-1, :-1], x[:, :, 1:, 1:].float())
     with torch.no_grad():
         plain, mirrored = model(x), model(x.flip(3))
-        model.flip_tta = True
-        both = model(x)
-    assert torch.allclose(both, (plain + mirrored) / 2, atol=1e-5)
-    assert torch.allclose(both, model(x.flip(3)), atol=1e-5)  # a mirror-invariant verdict
+        shifted = [model(v / 255) for v in (down_right, up_left)] + [model(v.flip(3) / 255) for v in (down_right, up_left)]
+        model.tta = "flip"
+        flip = model(x)
+        model.tta = "flip-shift"
+        flip_shift = model(x)
+        calls = []
+        model.net.register_forward_hook(lambda *_: calls.append(1))
+        for mode, passes in [("none", 1), ("flip", 2), ("flip-shift", 6)]:
+            model.tta, calls[:] = mode, []
+            model(x)
+            assert len(calls) == passes
+        model.train()
+        calls.clear()
+        model(x)
+        assert len(calls) == 1  # training sees one view
+    assert torch.allclose(flip, (plain + mirrored) / 2, atol=1e-5)
+    assert torch.allclose(flip_shift, (plain + mirrored) / 4 + sum(shifted) / 8, atol=1e-5)
+    assert not torch.allclose(flip_shift, flip, atol=1e-4)
+    with pytest.raises(ValueError, match="flip-shift"):
+        model.tta = "rotate"
 
 
 def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
@@ -123,13 +142,13 @@ def test_perturbed_splits_and_the_robustness_table(trained_run, tmp_path):
 
 def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=3, batch_size=16,
-              lr=3e-3, ema=0.9, flip_tta=True, label_smoothing=0.1, robust=0.3, out=str(tmp_path / "run"),
+              lr=3e-3, ema=0.9, tta="flip", label_smoothing=0.1, robust=0.3, out=str(tmp_path / "run"),
               progress=False, device="cpu")
     ck = load_checkpoint(r["checkpoint"])
-    assert ck["model_name"] == "fullres_cnn" and ck["flip_tta"] is True
+    assert ck["model_name"] == "fullres_cnn" and ck["tta"] == "flip"
     assert ck["config"]["ema"] == 0.9 and ck["config"]["robust"] == 0.3
     model, _ = load_classifier(r["checkpoint"])
-    assert model.flip_tta
+    assert model.tta == "flip"
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert "ema_state_dict" in last  # the average resumes too
     assert not all(torch.equal(last["ema_state_dict"][k], last["state_dict"][k])

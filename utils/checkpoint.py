@@ -23,7 +23,7 @@ def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, con
         "normalization": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config, "val_metrics": val_metrics, "epoch": epoch,
-        "temperature": float(model.temperature), "flip_tta": bool(model.flip_tta),
+        "temperature": float(model.temperature), "tta": model.tta,
     }
 
 
@@ -64,7 +64,7 @@ def model_from_checkpoint(ck: dict, device="cpu") -> ImageClassifier:
     model = ImageClassifier(net, norm["mean"], norm["std"])
     model.load_state_dict(ck["state_dict"])
     model.temperature.fill_(float(ck.get("temperature", 1.0)))
-    model.flip_tta = bool(ck.get("flip_tta", False))
+    model.tta = ck.get("tta") or ("flip" if ck.get("flip_tta") else "none")  # flip_tta: checkpoints before TTA modes
     return model.to(device).eval()
 
 

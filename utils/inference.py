@@ -100,7 +100,7 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
     folder, labels = scored["folder"], scored["labels"]
     metrics = classification_metrics(labels, scored["probs"], scored["classes"], scored["threshold"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
-                   skipped=len(folder.skipped), found=folder.found)
+                   skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
     if jpeg_quality is not None:
         resaved = predict_folder(checkpoint, test_path, batch_size, device, False, jpeg_quality)
         again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"])

@@ -117,6 +117,8 @@ def format_metrics(m: dict) -> str:
         lo, hi = m["detection_rate_ci95"]
         lines.append(f"{'detection_rate':>18}  {m['detection_rate']:.4f} of {m['n']} given "
                      f"{m['detection_class']} (95% CI {lo:.4f}-{hi:.4f})")
+    if m.get("tta", "none") != "none":
+        lines.append(f"{'test-time aug.':>18}  {m['tta']}")
     if m.get("threshold") is not None:
         lines.append(f"{'threshold':>18}  {m['threshold']:.4f} (tuned on validation)")
     if "jpeg_quality" in m:

@@ -48,7 +48,7 @@ class TrainConfig:
     robust: float = 0.0            # robust training: share of each batch JPEG re-saved, resized down/up, blurred (each)
     label_smoothing: float = 0.0
     ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
-    flip_tta: bool = False         # evaluate on the image and its mirror image, averaging the logits
+    tta: str = "none"              # test-time augmentation in evaluation: none | flip | flip-shift (models.TTA_MODES)
     compile: bool = False          # torch.compile the training forward/backward (compile time reported apart)
     precision: str = "auto"        # auto | fp32 | bf16: AMP on CUDA; on a CPU bf16 only where it runs natively and measures faster
     val_fraction: float = 0.1
@@ -246,7 +246,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     last_path, best_path = run_dir / "last.pt", run_dir / "checkpoint.pt"
 
     model = ImageClassifier(build_model(config.model, len(classes)), mean, std).to(device)
-    model.flip_tta = config.flip_tta
+    model.tta = config.tta
     n_params = count_parameters(model)
     log(f"model {config.model}: {n_params:,} parameters; classes {classes} "
         + (f"(P({classes[1]}) is the output, {classes[0]} is negative)" if len(classes) == 2 else "(softmax)"))
