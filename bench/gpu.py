@@ -81,7 +81,7 @@ def main():
         test = load_folder(resolve_split("test"), verbose=False)
         chart = TestChart(test, args.model, batch_size=4096, device="cuda")
         r = train(make_config(model=args.model, train_path="train", test_path="none", epochs=args.epochs,
-                              batch_size=args.batch_size, lr=3e-3, ema=0.999, tta="flip-shift", compile=args.compile,
+                              batch_size=args.batch_size, lr=3e-3, ema=0.999, tta="flip", compile=args.compile,
                               device="cuda", progress=False, out="runs/bench/gpu"), on_epoch=chart)
         reached = [c["seconds"] for c in chart.points if c["test_accuracy"] >= TARGET]
         result.update(model=args.model, epochs=args.epochs, chart=chart.points, best_val=r["best_val"]["accuracy"],
