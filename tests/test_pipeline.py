@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data import DataError
+from data import DataError, load_folder
 from tests.conftest import REPO, write_split
 from utils.checkpoint import CheckpointError, load_checkpoint, load_classifier
 from utils.inference import evaluate, predict
@@ -132,6 +132,24 @@ def test_evaluate_cli_json(trained_run):
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix", "n", "classes"):
         assert key in m
     assert m["n"] == 64 and m["classes"] == ["REAL", "FAKE"]
+    assert m["tta"] == "none"  # the checkpoint's own mode (trained without TTA)
+
+
+def test_evaluate_tta_overrides_the_checkpoints_mode(trained_run):
+    from models import decide, probabilities
+    from utils.inference import run_model
+    r = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--test-path",
+            trained_run["test_dir"], "--json", "--tta", "flip-shift")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout.strip().splitlines()[-1])
+    model, ck = load_classifier(trained_run["result"]["checkpoint"])
+    model.tta = "flip-shift"
+    folder = load_folder(trained_run["test_dir"])
+    probs = probabilities(run_model(model, folder.images)).numpy()
+    assert m["tta"] == "flip-shift"
+    assert m["accuracy"] == pytest.approx(float((np.asarray(decide(probs, ck.get("threshold"))) == folder.labels).mean()))
+    bad = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--tta", "rotate")
+    assert bad.returncode == 2 and "flip-shift" in bad.stderr
 
 
 def test_predict_cli_exit_codes_and_json(trained_run, tmp_path):
