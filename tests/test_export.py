@@ -48,8 +48,10 @@ def test_temperature_and_tta_are_inside_the_graph(trained_run, tmp_path):
     images = load_folder(trained_run["test_dir"]).images
     with torch.no_grad():
         expected = probabilities(model(torch.from_numpy(images))).numpy()
-    probs, _ = OnnxClassifier(tmp_path / "hot.onnx").score(images)
+    hot = OnnxClassifier(tmp_path / "hot.onnx")
+    probs, _ = hot.score(images)
     assert np.abs(probs - expected).max() <= 1e-4 and probs.max() < 0.99  # softened by T = 5
+    assert hot.metadata["tta"] == "flip-shift"
 
 
 def test_predict_with_onnx_gives_the_checkpoints_lines_without_torch(trained_run, exported, tmp_path):

@@ -48,6 +48,7 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
     metadata = {"classes": json.dumps(ck["classes"]), "positive_class": str(ck.get("positive_class")),
                 "input": INPUT_CONVENTION, "model_name": ck["model_name"],
                 "temperature": str(ck.get("temperature", 1.0)), "threshold": str(threshold),
+                "tta": model.tta,  # views averaged inside the graph (flip-shift: 6 passes an image)
                 "producer": "ai-image-classifier export.py"}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
