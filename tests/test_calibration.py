@@ -42,6 +42,14 @@ def test_checkpoint_carries_the_temperature(trained_run):
     model, _ = load_classifier(trained_run["result"]["checkpoint"])
     assert float(model.temperature) == pytest.approx(ck["temperature"])
     assert trained_run["result"]["test_metrics"]["ece"] is not None
+    # fitted on the saved weights' validation logits (kept from the best epoch, not scored again): the same fit
+    from data import load_folder, split_train_val
+    from utils.inference import run_model
+    folder = load_folder(trained_run["train_dir"])
+    _, val_idx = split_train_val(folder.labels, 0.1, 0)
+    model.temperature.fill_(1.0)
+    logits = run_model(model, folder.images[val_idx])
+    assert fit_temperature(logits, folder.labels[val_idx]) == pytest.approx(ck["temperature"], rel=1e-3)
 
 
 def test_uncertain_flag_follows_the_band(trained_run):

@@ -10,6 +10,7 @@ import numpy as np
 from data.images import ImageError, load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+FILES_AT_ONCE = 256  # files read and handed to `score` together
 UNCERTAIN_BELOW = 0.75  # a verdict whose calibrated probability is under this is flagged "uncertain"
 
 
@@ -28,13 +29,14 @@ def expand_paths(paths):
             yield p  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
-def predict_files(score, classes, paths, batch_size=256, progress=False):
+def predict_files(score, classes, paths, batch_size=None, progress=False):
     """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}.
 
     `score(images)` takes uint8 (N, 3, 32, 32) arrays and returns (probabilities (N, C), class indices (N,)).
     `probability` is that of the positive class for two classes, else that of the predicted class;
     `uncertain` is true when the chosen class's (calibrated) probability is below UNCERTAIN_BELOW."""
     files = list(expand_paths(paths))
+    batch_size = batch_size or FILES_AT_ONCE
     bar = None
     if progress:
         from tqdm import tqdm

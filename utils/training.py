@@ -192,12 +192,13 @@ def tune_threshold(labels, probs) -> float:
     return float(candidates[int(np.argmax(scores))])
 
 
-def validate(model, images, labels, classes, loss_fn, device) -> dict:
+def validate(model, images, labels, classes, loss_fn, device):
+    """-> (metrics, logits): the logits are kept for calibrating the best epoch without scoring it again."""
     logits = run_model(model, images, device=device)
     y = torch.as_tensor(np.asarray(labels))
     metrics = classification_metrics(y.numpy(), probabilities(logits).numpy(), classes)
     metrics["loss"] = float(loss_fn(logits, y))
-    return metrics
+    return metrics, logits
 
 
 def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
@@ -281,6 +282,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     # bars on a terminal or in a notebook; in a log file the per-epoch line says it all
     show_bars = config.progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)
     history, best, start_epoch = [], None, 0
+    best_val_logits = None  # unknown when the best epoch came before a --resume
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path)
         if state["model_name"] != config.model or state["classes"] != classes:
@@ -340,7 +342,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         train_seconds = time.perf_counter() - t0 - compile_seconds
         loss_sum, correct, seen = distributed.sum_across([loss_sum, correct, seen], device)
         distributed.broadcast_buffers(averaged)  # every rank validates rank 0's BatchNorm statistics
-        val = validate(averaged, val_images, val_labels, classes, loss_fn, device)
+        val, val_logits = validate(averaged, val_images, val_labels, classes, loss_fn, device)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
@@ -355,6 +357,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
             f" | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} auc {val['roc_auc'] or float('nan'):.4f}"
             f" | {row['train_images_per_s']:.0f} img/s, {row['epoch_seconds']:.1f}s" + (" *best" if improved else ""))
         if improved:
+            best_val_logits = val_logits  # those of the checkpoint about to be written
             best = {k: val[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "loss", "f1", "n")}
             best["epoch"] = epoch + 1
         if not main:
@@ -374,7 +377,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     distributed.barrier()  # rank 0 has written the best checkpoint; every rank reads it from here on
     if config.calibrate or (config.tune_threshold and len(classes) == 2):
         best_ck = load_checkpoint(best_path)
-        val_logits = run_model(model_from_checkpoint(best_ck, device), val_images, device=device)
+        val_logits = best_val_logits if best_val_logits is not None else run_model(
+            model_from_checkpoint(best_ck, device), val_images, device=device)
         if config.calibrate:
             before = expected_calibration_error(val_labels, probabilities(val_logits).numpy())
             best_ck["temperature"] = fit_temperature(val_logits, val_labels)
