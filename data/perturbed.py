@@ -51,8 +51,10 @@ PERTURBATIONS = {
 
 
 def robust_augment(x, gen, p: float):
-    """Each of JPEG re-saving (quality 50-95), down/up resizing (to 16-28 px) and blur (sigma 0.3-1.0) hits a
-    random share p of the batch; one parameter per batch and kind keeps each a single batched call."""
+    """Each of JPEG re-saving (quality 50-95), down/up resizing (to 16-22 px) and blur (sigma 0.3-1.0) hits a
+    random share p of the batch; one parameter per batch and kind keeps each a single batched call. Resizing
+    stops at 22 px: sizes near 32 barely change an image, and 16-22 scored better than 16-28 on both clean
+    and resized validation images (README, robustness)."""
     n = x.shape[0]
     for kind in ("jpeg", "resize", "blur"):
         hit = torch.rand(n, generator=gen) < p
@@ -63,7 +65,7 @@ def robust_augment(x, gen, p: float):
         if kind == "jpeg":
             changed = jpeg(x[idx], 50 + round(45 * u))
         elif kind == "resize":
-            changed = down_up(x[idx], 16 + round(12 * u))
+            changed = down_up(x[idx], 16 + round(6 * u))
         else:
             changed = blur(x[idx], 0.3 + 0.7 * u)
         x = x.index_copy(0, idx, changed)
