@@ -26,8 +26,11 @@ def parse_args(argv=None):
     p.add_argument("--recipe", choices=sorted(RECIPES), default="default",
                    help="named defaults: 'default' (measured, see README), 'seed' (the seed notebook's Adam 1e-3,"
                         " batch 64, 20 epochs, no schedule, h+v flips, sharpness jitter) or 'fast' (one pass over "
-                        "10k images, for --train-path train); flags below override it")
+                        "8.5k images, for --train-path train); flags below override it")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--budget-minutes", type=float, metavar="M",
+                   help="train for as many epochs as fit M minutes of wall time on this machine (measured from a "
+                        "few steps and a timed validation slice before training; replaces --epochs)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--weight-decay", type=float)

@@ -10,7 +10,16 @@ def test_parameter_counts_match_the_seed():
     assert count_parameters(build_model("model")) == 1_295_073
 
 
-@pytest.mark.parametrize("name", ["model_2", "model"])
+def test_fullres_family_differs_only_in_width():
+    # fullres_cnn at widths 16-128, the wide one at 1.5x, the x2 one at twice: same layers, more channels
+    nets = {name: build_model(name) for name in ("fullres_cnn", "fullres_cnn_wide", "fullres_cnn_x2")}
+    assert [count_parameters(n) for n in nets.values()] == [146_417, 328_489, 583_137]
+    shapes = {name: [tuple(p.shape[2:]) for p in n.parameters() if p.ndim == 4] for name, n in nets.items()}
+    assert shapes["fullres_cnn"] == shapes["fullres_cnn_x2"] == [(3, 3)] * 7
+    assert nets["fullres_cnn_x2"].features[0][0].out_channels == 2 * nets["fullres_cnn"].features[0][0].out_channels
+
+
+@pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2"])
 @pytest.mark.parametrize("num_classes,outputs", [(2, 1), (3, 3)])
 def test_forward_shapes(name, num_classes, outputs):
     net = build_model(name, num_classes).eval()

@@ -12,7 +12,7 @@ from models import ImageClassifier, build_model, count_parameters, fit_temperatu
 from tests.conftest import write_split
 from tests.test_pipeline import cli
 from utils.checkpoint import load_checkpoint, load_classifier
-from utils.training import choose_precision, make_config, train, update_ema
+from utils.training import choose_precision, epochs_for_budget, make_config, train, update_ema
 
 
 def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
@@ -154,3 +154,30 @@ def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
     assert not all(torch.equal(last["ema_state_dict"][k], last["state_dict"][k])
                    for k in last["state_dict"] if last["state_dict"][k].dtype.is_floating_point)
     assert r["best_val"]["accuracy"] >= 0.8
+
+
+def test_epochs_for_budget_fit_the_steps_and_validations_into_the_margin():
+    # 100 s at 85%: epochs of 10 steps x 1 s + 5 s of validation -> 85 // 15 = 5 epochs
+    assert epochs_for_budget(100, 10, 1.0, 5.0) == 5
+    assert epochs_for_budget(100, 10, 1.0, 5.0, margin=1.0) == 6
+    assert epochs_for_budget(100, 10, 0.5, 5.0) == 8  # twice the speed, not twice the epochs: validation stays
+    assert epochs_for_budget(1, 10, 1.0, 5.0) == 1   # never less than one epoch
+
+
+def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, tmp_path, monkeypatch, capsys):
+    import utils.training as training
+    # a machine where a training step takes 0.5 s: 6 s at 85% over 6 steps of 16 images (86 training images)
+    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.5)
+    run = dict(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
+               budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
+    r = train(**run)
+    assert "time budget 0.1 min: 1 epochs (measured 500 ms a step, 6 steps an epoch" in capsys.readouterr().err
+    assert len(r["history"]) == 1
+    assert load_checkpoint(r["checkpoint"])["config"]["epochs"] == 1
+    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.05)  # now 1/10 as long: 10+ epochs would fit
+    r = train(**run, resume=True)
+    assert len(r["history"]) == 1  # the run was planned as one epoch, and that epoch is done
+    r = train(**{**run, "out": str(tmp_path / "fast")})
+    # 5.1 s over epochs of 0.3 s of steps plus a validation of a few milliseconds
+    assert 10 <= len(r["history"]) <= 17
+    assert load_checkpoint(r["checkpoint"])["config"]["epochs"] == len(r["history"])

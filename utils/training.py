@@ -24,7 +24,7 @@ from models import (ImageClassifier, build_model, count_parameters, decide, fit_
                     probabilities)
 from utils import distributed
 from utils.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
-from utils.inference import evaluate, run_model, select_device
+from utils.inference import eval_batch_size, evaluate, run_model, select_device
 from utils.metrics import classification_metrics, expected_calibration_error, format_metrics
 
 RUNS_DIR = REPO_ROOT / "runs"
@@ -37,6 +37,7 @@ class TrainConfig:
     test_path: str = None          # None: the seed's pairing (train* -> test); "" or "none": no test report
     recipe: str = "default"
     epochs: int = 8
+    budget_minutes: float = 0.0    # > 0: as many epochs as fit this much wall time here (measured; overrides epochs)
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 5e-2
@@ -107,21 +108,34 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _step_seconds(model, loss_fn, x, y, dtype, steps=3):
-    """Seconds per training step of `model` under autocast to `dtype` (weights restored afterwards)."""
+def _step_seconds(model, loss_fn, x, y, autocast, steps=3):
+    """Seconds per training step of `model` on the batch (x, y) under `autocast` (weights restored afterwards)."""
     state = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        with autocast:
             loss = loss_fn(model(x).float(), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
         times.append(time.perf_counter() - t0)
     model.load_state_dict(state)
     return min(times[1:])
+
+
+def cpu_autocast(dtype):
+    return torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+
+
+def epochs_for_budget(budget_seconds, steps_per_epoch, step_seconds, val_seconds, margin=0.85) -> int:
+    """The number of epochs (at least 1) whose training steps and validations fit in `margin` of the budget.
+    The margin covers what a probe step does not see: batch gathering and augmentation, the EMA update, and
+    the CPU's speed drifting (~10% here)."""
+    return max(1, int(margin * budget_seconds // (steps_per_epoch * step_seconds + val_seconds)))
 
 
 def choose_precision(config, device, model, loss_fn, batch, log):
@@ -143,11 +157,27 @@ def choose_precision(config, device, model, loss_fn, batch, log):
         log("precision: fp32 (this CPU has no native bf16: no AVX512-BF16 or AMX)")
         return torch.autocast("cpu", enabled=False), None
     x, y = batch
-    fp32, bf16 = (_step_seconds(model, loss_fn, x, y, d) for d in (torch.float32, torch.bfloat16))
+    fp32, bf16 = (_step_seconds(model, loss_fn, x, y, cpu_autocast(d)) for d in (torch.float32, torch.bfloat16))
     use = distributed.broadcast_object(bf16 < 0.9 * fp32)  # rank 0's measurement decides for every rank
     log(f"precision: {'bf16' if use else 'fp32'} (measured {fp32 * 1e3:.0f} ms a step in fp32, "
         f"{bf16 * 1e3:.0f} ms in bf16)")
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use), None
+    return cpu_autocast(torch.bfloat16 if use else torch.float32), None
+
+
+def plan_epochs(config, steps_per_epoch, model, loss_fn, probe, val_images, autocast, device, log) -> int:
+    """Epochs that fit `config.budget_minutes` of wall time on this machine, from a few measured training
+    steps and a timed slice of the validation images (rank 0's answer holds for every rank)."""
+    step_seconds = _step_seconds(model, loss_fn, *probe, autocast)
+    sample = val_images[:4 * eval_batch_size(device)]
+    t0 = time.perf_counter()
+    run_model(model, sample, device=device)
+    # run_model scores this rank's share of the sample, as validation will of the whole set
+    val_seconds = (time.perf_counter() - t0) * len(val_images) / max(len(sample), 1)
+    epochs = distributed.broadcast_object(
+        epochs_for_budget(60 * config.budget_minutes, steps_per_epoch, step_seconds, val_seconds))
+    log(f"time budget {config.budget_minutes:g} min: {epochs} epochs (measured {step_seconds * 1e3:.0f} ms a step, "
+        f"{steps_per_epoch} steps an epoch, {val_seconds:.1f} s to validate)")
+    return epochs
 
 
 @torch.no_grad()
@@ -270,11 +300,16 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
                       hflip=config.hflip, vflip=config.vflip, crop_padding=config.crop_padding,
                       sharpness=config.sharpness, robust=config.robust, device=device, rank=distributed.rank(), world_size=world)
     optimizer = make_optimizer(model, config, device)
-    scheduler = _scheduler(optimizer, config, len(batches))
     loss_fn = loss_function(len(classes), np.bincount(train_labels, minlength=len(classes)) if config.balance else None,
                             config.label_smoothing)
     probe = (train_images[:config.batch_size].to(device), torch.as_tensor(train_labels[:config.batch_size]).to(device))
     autocast, scaler = choose_precision(config, device, model, loss_fn, probe, log)
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast.fast_dtype] if autocast._enabled else "fp32"
+    resuming = config.resume and last_path.exists()
+    if config.budget_minutes and not resuming:  # a resumed run keeps the epochs its first part planned
+        config = dataclasses.replace(config, epochs=plan_epochs(config, len(batches), model, loss_fn, probe,
+                                                                val_images, autocast, device, log))
+    scheduler = _scheduler(optimizer, config, len(batches))
     # the model that is validated and saved: an exponential moving average of the weights, or the weights
     averaged = copy.deepcopy(model) if config.ema else model
     config_dict = dataclasses.asdict(config)
@@ -283,10 +318,13 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     show_bars = config.progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)
     history, best, start_epoch = [], None, 0
     best_val_logits = None  # unknown when the best epoch came before a --resume
-    if config.resume and last_path.exists():
+    if resuming:
         state = load_checkpoint(last_path)
         if state["model_name"] != config.model or state["classes"] != classes:
             raise DataError(f"{last_path}: cannot resume: it is {state['model_name']} on {state['classes']}")
+        if config.budget_minutes:
+            config = dataclasses.replace(config, epochs=state["config"]["epochs"])
+            config_dict = dataclasses.asdict(config)
         model.load_state_dict(state["state_dict"])
         if config.ema:
             averaged.load_state_dict(state.get("ema_state_dict", state["state_dict"]))
@@ -371,7 +409,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
             state["ema_state_dict"] = {k: v.detach().cpu() for k, v in averaged.state_dict().items()}
         save_checkpoint(state, last_path)
         (run_dir / "history.json").write_text(json.dumps({"config": config_dict, "classes": classes,
-                                                         "parameters": n_params, "history": history,
+                                                         "parameters": n_params, "precision": precision,
+                                                         "history": history,
                                                          "best_val": best}, indent=2))
 
     distributed.barrier()  # rank 0 has written the best checkpoint; every rank reads it from here on
@@ -394,7 +433,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         distributed.barrier()
 
     result = {"run_dir": str(run_dir), "checkpoint": str(best_path), "history": history, "best_val": best,
-              "parameters": n_params, "classes": classes, "test_metrics": None}
+              "parameters": n_params, "classes": classes, "precision": precision, "test_metrics": None}
     test_path = default_test_path(config.train_path) if config.test_path is None else config.test_path
     if test_path and str(test_path).lower() != "none":
         try:
