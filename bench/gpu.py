@@ -56,10 +56,10 @@ def images_per_s(model_name, batch_size, compile_model, steps=30):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_wide")
+    p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_wide,fullres_cnn_x2")
     p.add_argument("--batch-sizes", default="256,1024,4096")
     p.add_argument("--epochs", type=int, default=16, help="epochs of the time-to-98.5%% run (0: skip it)")
-    p.add_argument("--model", default="fullres_cnn_wide", help="model of the time-to-98.5%% run")
+    p.add_argument("--model", default="fullres_cnn_x2", help="model of the time-to-98.5%% run")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--compile", action="store_true")
     args = p.parse_args()

@@ -164,19 +164,26 @@ def choose_precision(config, device, model, loss_fn, batch, log):
     return cpu_autocast(torch.bfloat16 if use else torch.float32), None
 
 
-def plan_epochs(config, steps_per_epoch, model, loss_fn, probe, val_images, autocast, device, log) -> int:
+def plan_epochs(config, batches, model, loss_fn, probe, val_images, autocast, device, log) -> int:
     """Epochs that fit `config.budget_minutes` of wall time on this machine, from a few measured training
-    steps and a timed slice of the validation images (rank 0's answer holds for every rank)."""
+    steps, the batch augmentation (robust training's JPEG round trips are a sixth of a step) and a timed
+    slice of the validation images; rank 0's answer holds for every rank."""
     step_seconds = _step_seconds(model, loss_fn, *probe, autocast)
+    if batches.augments:
+        gen = torch.Generator().manual_seed(config.seed)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            batches.augment(probe[0], gen)
+        step_seconds += (time.perf_counter() - t0) / 3
     sample = val_images[:4 * eval_batch_size(device)]
     t0 = time.perf_counter()
     run_model(model, sample, device=device)
     # run_model scores this rank's share of the sample, as validation will of the whole set
     val_seconds = (time.perf_counter() - t0) * len(val_images) / max(len(sample), 1)
     epochs = distributed.broadcast_object(
-        epochs_for_budget(60 * config.budget_minutes, steps_per_epoch, step_seconds, val_seconds))
+        epochs_for_budget(60 * config.budget_minutes, len(batches), step_seconds, val_seconds))
     log(f"time budget {config.budget_minutes:g} min: {epochs} epochs (measured {step_seconds * 1e3:.0f} ms a step, "
-        f"{steps_per_epoch} steps an epoch, {val_seconds:.1f} s to validate)")
+        f"{len(batches)} steps an epoch, {val_seconds:.1f} s to validate)")
     return epochs
 
 
@@ -307,7 +314,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}[autocast.fast_dtype] if autocast._enabled else "fp32"
     resuming = config.resume and last_path.exists()
     if config.budget_minutes and not resuming:  # a resumed run keeps the epochs its first part planned
-        config = dataclasses.replace(config, epochs=plan_epochs(config, len(batches), model, loss_fn, probe,
+        config = dataclasses.replace(config, epochs=plan_epochs(config, batches, model, loss_fn, probe,
                                                                 val_images, autocast, device, log))
     scheduler = _scheduler(optimizer, config, len(batches))
     # the model that is validated and saved: an exponential moving average of the weights, or the weights
