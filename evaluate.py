@@ -11,7 +11,7 @@ import json
 from models import TTA_MODES
 from utils import cli
 from utils.checkpoint import load_classifier
-from utils.inference import evaluate, robustness, select_device
+from utils.inference import evaluate, robustness, select_device, validation_robustness
 from utils.metrics import format_metrics, format_robustness
 
 
@@ -29,16 +29,24 @@ def main(argv=None):
     p.add_argument("--robustness", action="store_true",
                    help="instead: a table over the test split and its perturbed copies (<split>-jpeg75, -jpeg50, "
                         "-resize, -blur, -noise, -flip; written beside it on first use)")
+    p.add_argument("--validation", action="store_true",
+                   help="with --robustness: the checkpoint's own validation images instead of a test split, each "
+                        "degradation applied in memory (compare robust-training settings here, not on test)")
     p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation instead of the checkpoint's own")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
+    if args.validation and not args.robustness:
+        p.error("--validation goes with --robustness")
     device = select_device(args.device)
     model, ck = load_classifier(args.checkpoint, device)
     if args.tta:
         model.tta = args.tta
     if args.robustness:
-        rows = robustness((model, ck), args.test_path, args.batch_size, device)
-        print(json.dumps({"test_path": args.test_path, "robustness": rows}) if args.json else format_robustness(rows))
+        if args.validation:
+            where, rows = "validation", validation_robustness((model, ck), args.batch_size, device)
+        else:
+            where, rows = args.test_path, robustness((model, ck), args.test_path, args.batch_size, device)
+        print(json.dumps({"test_path": where, "robustness": rows}) if args.json else format_robustness(rows))
         return 0
     metrics = evaluate((model, ck), args.test_path, args.batch_size, device, jpeg_quality=args.jpeg_quality)
     print(json.dumps(metrics) if args.json else format_metrics(metrics))

@@ -141,6 +141,24 @@ def test_perturbed_splits_and_the_robustness_table(trained_run, tmp_path):
     assert "test-jpeg50" in table.stdout and "re-saved as JPEG quality 50" in table.stdout
 
 
+def test_robustness_on_the_checkpoints_own_validation_images(trained_run):
+    checkpoint = trained_run["result"]["checkpoint"]
+    r = cli("evaluate.py", "--checkpoint", checkpoint, "--robustness", "--validation", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    rows = out["robustness"]
+    assert out["test_path"] == "validation"
+    assert [row["set"] for row in rows] == ["validation"] + [f"validation-{k}" for k in PERTURBATIONS]
+    val = load_checkpoint(checkpoint)["val_metrics"]
+    # the same images that chose the checkpoint: 10% of each class of the 64/64 training folder
+    assert all(row["n"] == val["n"] == 12 for row in rows)
+    assert rows[0]["accuracy"] == pytest.approx(val["accuracy"])
+    resize = next(row for row in rows if row["set"] == "validation-resize")
+    assert resize["accuracy_change"] == pytest.approx(resize["accuracy"] - rows[0]["accuracy"])
+    usage = cli("evaluate.py", "--checkpoint", checkpoint, "--validation")
+    assert usage.returncode == 2 and "--validation goes with --robustness" in usage.stderr
+
+
 def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=3, batch_size=16,
               lr=3e-3, ema=0.9, tta="flip", label_smoothing=0.1, robust=0.3, out=str(tmp_path / "run"),

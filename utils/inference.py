@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, load_folder, resolve_split
-from data.perturbed import PERTURBATIONS, build_perturbed_split, jpeg, perturbed_name
+from data import DataError, load_folder, resolve_split, split_train_val
+from data.perturbed import PERTURBATIONS, SEED as PERTURBATION_SEED, build_perturbed_split, jpeg, perturbed_name
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
@@ -110,6 +110,13 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
     return metrics
 
 
+def _robustness_row(name, what, metrics, rows) -> dict:
+    return {"set": name, "perturbation": what, "n": metrics["n"], "accuracy": metrics["accuracy"],
+            "balanced_accuracy": metrics["balanced_accuracy"], "roc_auc": metrics["roc_auc"],
+            "ece": metrics.get("ece"),
+            "accuracy_change": metrics["accuracy"] - (rows[0]["accuracy"] if rows else metrics["accuracy"])}
+
+
 def robustness(checkpoint, base="test", batch_size=None, device="auto", verbose=True) -> list:
     """Metrics on a split and on each of its perturbed copies (JPEG 75 and 50, down/up resize, blur, noise,
     mirror; written beside it on first use, see data.perturbed) -> one row per set, the clean one first,
@@ -126,10 +133,29 @@ def robustness(checkpoint, base="test", batch_size=None, device="auto", verbose=
             if not build_perturbed_split(base_dir.parent, name, verbose):
                 raise DataError(f"{base_dir.parent / name}: could not be written from {base_dir}")
             split = base_dir.parent / name
-        m = evaluate(checkpoint, split, batch_size, device, verbose=False)
-        rows.append({"set": split.name, "perturbation": what, "n": m["n"], "accuracy": m["accuracy"],
-                     "balanced_accuracy": m["balanced_accuracy"], "roc_auc": m["roc_auc"], "ece": m.get("ece"),
-                     "accuracy_change": m["accuracy"] - (rows[0]["accuracy"] if rows else m["accuracy"])})
+        rows.append(_robustness_row(split.name, what, evaluate(checkpoint, split, batch_size, device, verbose=False),
+                                    rows))
+    return rows
+
+
+def validation_robustness(checkpoint, batch_size=None, device="auto") -> list:
+    """As `robustness`, on the checkpoint's own validation images (the seeded part of its training folder that
+    chose its epoch), each degradation applied in memory: robust-training settings are compared here, so the
+    perturbed test sets stay a report."""
+    device = select_device(device)
+    model, ck = _classifier(checkpoint, device)
+    config = ck["config"]
+    folder = load_folder(resolve_split(config["train_path"]), verbose=False)
+    _, val_idx = split_train_val(folder.labels, config["val_fraction"], config["seed"])
+    images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
+    labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels[val_idx]]
+    gen = torch.Generator().manual_seed(PERTURBATION_SEED)
+    rows = []
+    for kind, (what, perturb) in [("clean", ("as shipped", None))] + list(PERTURBATIONS.items()):
+        x = images if perturb is None else perturb(images, gen)
+        probs = probabilities(run_model(model, x, batch_size, device)).numpy()
+        metrics = classification_metrics(labels, probs, ck["classes"], ck.get("threshold"))
+        rows.append(_robustness_row("validation" if perturb is None else f"validation-{kind}", what, metrics, rows))
     return rows
 
 
