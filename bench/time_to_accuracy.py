@@ -33,8 +33,10 @@ RUNS = {
                  config=dict(model="fullres_cnn", epochs=2, lr=3e-3)),
     "best": dict(about=f"fullres_cnn_x2, the recipe, as many epochs as fit {BUDGET} minutes",
                  config=dict(model="fullres_cnn_x2", budget_minutes=BUDGET, **RECIPE), robustness=True),
-    "robust": dict(about="as best, with robust training (JPEG/resize/blur, each on 30% of every batch)",
-                   config=dict(model="fullres_cnn_x2", budget_minutes=BUDGET, robust=0.3, **RECIPE), robustness=True),
+    # robust share 0.4 rather than 0.3: on validation, resized images 95.31% against 94.54% for 0.4 points of
+    # clean accuracy (97.41% against 97.81%; README, robustness)
+    "robust": dict(about="as best, with robust training (JPEG/resize/blur, each on 40% of every batch)",
+                   config=dict(model="fullres_cnn_x2", budget_minutes=BUDGET, robust=0.4, **RECIPE), robustness=True),
     "model_2": dict(about=f"the seed's model_2, architecture unchanged, with the recipe: {BUDGET} minutes",
                     config=dict(model="model_2", budget_minutes=BUDGET, **{**RECIPE, "tta": "flip-shift"})),
 }
