@@ -85,7 +85,8 @@ class TestChart:
 
 
 def run(name, spec, test, quick):
-    out = RUNS_DIR / "bench" / name
+    # smoke runs write apart, so --reuse can never mistake one for a measured run
+    out = RUNS_DIR / ("bench-quick" if quick else "bench") / name
     config = dict(spec["config"], train_path="train", test_path="test", out=str(out), progress=False)
     if quick:  # a smoke test of this script: a few thousand images, one epoch
         config.update(max_train_images=2000, epochs=1, budget_minutes=0)
