@@ -24,19 +24,23 @@ from utils.training import make_config, train  # noqa: E402
 TARGET = 0.985
 
 
-def images_per_s(model_name, batch_size, compile_model, steps=30):
-    device = torch.device("cuda")
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_s(model_name, batch_size, compile_model, device, steps=30):
     model = ImageClassifier(build_model(model_name), [0.5] * 3, [0.25] * 3).to(device).train()
     step_model = torch.compile(model) if compile_model else model
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
     loss_fn = loss_function(2)
     x = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 2, (batch_size,), device=device)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    dtype = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     def step():
-        with torch.autocast("cuda", dtype=dtype):
+        with torch.autocast(device.type, dtype=dtype):
             loss = loss_fn(step_model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -45,12 +49,12 @@ def images_per_s(model_name, batch_size, compile_model, steps=30):
     t0 = time.perf_counter()
     for _ in range(3):
         step()
-    torch.cuda.synchronize()
+    sync(device)
     warmup = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    sync(device)
     return batch_size * steps / (time.perf_counter() - t0), warmup
 
 
@@ -61,30 +65,40 @@ def main():
     p.add_argument("--epochs", type=int, default=16, help="epochs of the time-to-98.5%% run (0: skip it)")
     p.add_argument("--model", default="fullres_cnn_x2", help="model of the time-to-98.5%% run")
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--robust", type=float, default=0.0, help="robust training share (train.py --robust)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--train-path", default="train")
+    p.add_argument("--out", default="runs/bench/gpu", help="run folder of the time-to-98.5%% run")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N; cpu only to smoke-test this script")
     args = p.parse_args()
-    if not torch.cuda.is_available():
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         print("skipped: no CUDA device here (bench/gpu.py measures GPU throughput and time to 98.5%; "
               "run it on a machine with an NVIDIA GPU)")
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
-    name = torch.cuda.get_device_name()
-    print(f"device: {name}; torch {torch.__version__}; bf16 {torch.cuda.is_bf16_supported()}", flush=True)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}; torch {torch.__version__}", flush=True)
     throughput = {}
-    for model_name in args.models.split(","):
+    for model_name in filter(None, args.models.split(",")):
         for bs in map(int, args.batch_sizes.split(",")):
-            rate, warmup = images_per_s(model_name, bs, args.compile)
+            rate, warmup = images_per_s(model_name, bs, args.compile, device)
             throughput[f"{model_name}@{bs}"] = round(rate)
             print(f"{model_name:>18} batch {bs:>5}: {rate:>10,.0f} img/s (warm-up {warmup:.1f} s)", flush=True)
     result = {"device": name, "train_img_s": throughput}
     if args.epochs:
         test = load_folder(resolve_split("test"), verbose=False)
-        chart = TestChart(test, args.model, batch_size=4096, device="cuda")
-        r = train(make_config(model=args.model, train_path="train", test_path="none", epochs=args.epochs,
-                              batch_size=args.batch_size, lr=3e-3, ema=0.999, tta="flip", compile=args.compile,
-                              device="cuda", progress=False, out="runs/bench/gpu"), on_epoch=chart)
+        recipe = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ema=0.999,
+                      tta="flip", robust=args.robust, label_smoothing=args.label_smoothing)
+        chart = TestChart(test, args.model, batch_size=4096, device=str(device))
+        r = train(make_config(train_path=args.train_path, test_path="none", compile=args.compile, device=str(device),
+                              progress=False, out=args.out, **recipe), on_epoch=chart)
         reached = [c["seconds"] for c in chart.points if c["test_accuracy"] >= TARGET]
-        result.update(model=args.model, epochs=args.epochs, chart=chart.points, best_val=r["best_val"]["accuracy"],
+        best = r["best_val"]["epoch"]  # the checkpoint kept: chosen on validation
+        result.update(recipe=recipe, chart=chart.points, best_val=r["best_val"]["accuracy"], best_epoch=best,
+                      test_acc_of_best=chart.points[best - 1]["test_accuracy"], precision=r["precision"],
                       time_to_985_s=reached[0] if reached else None)
     print(json.dumps(result))
     return 0
