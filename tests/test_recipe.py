@@ -13,7 +13,7 @@ from models import ImageClassifier, build_model, count_parameters, fit_temperatu
 from tests.conftest import write_split
 from tests.test_pipeline import cli
 from utils.checkpoint import load_checkpoint, load_classifier
-from utils.training import choose_precision, epochs_for_budget, make_config, train, update_ema
+from utils.training import choose_precision, epochs_for_budget, make_config, replan_epochs, train, update_ema
 
 
 def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
@@ -183,10 +183,20 @@ def test_epochs_for_budget_fit_the_steps_and_validations_into_the_margin():
     assert epochs_for_budget(1, 10, 1.0, 5.0) == 1   # never less than one epoch
 
 
+def test_replan_after_the_first_epoch_fits_what_is_left_of_the_margin():
+    # 100 s at 92%: 10 s used by setup and the first epoch of 10 s -> 82 s left for 8 more epochs
+    assert replan_epochs(100, 10, 10) == 9
+    assert replan_epochs(100, 10, 10, margin=1.0) == 10
+    assert replan_epochs(100, 95, 10) == 1   # the budget is spent: stop after the epoch already done
+    assert replan_epochs(100, 50, 100) == 1
+
+
 def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, tmp_path, monkeypatch, capsys):
     import utils.training as training
-    # a machine where a training step takes 0.5 s: 6 s at 85% over 6 steps of 16 images (86 training images)
+    # a machine where a training step takes 0.5 s: 6 s at 85% over 6 steps of 16 images (86 training images),
+    # and where the first epoch then uses the whole budget
     monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.5)
+    monkeypatch.setattr(training, "replan_epochs", lambda *a, **k: 1)
     run = dict(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
                budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
     r = train(**run)
@@ -198,7 +208,18 @@ def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, 
     monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.05)  # now 1/10 as long: 10+ epochs would fit
     r = train(**run, resume=True)
     assert len(r["history"]) == 1  # the run was planned as one epoch, and that epoch is done
-    r = train(**{**run, "out": str(tmp_path / "fast")})
-    # 5.1 s over epochs of 0.3 s of steps plus a validation of a few milliseconds
-    assert 10 <= len(r["history"]) <= 17
-    assert load_checkpoint(r["checkpoint"])["config"]["epochs"] == len(r["history"])
+
+
+def test_a_time_budget_is_replanned_from_the_first_epoch(tiny_split, tmp_path, monkeypatch, capsys):
+    import utils.training as training
+    # the probe says 50 ms a step: 5.1 s over epochs of 0.3 s of steps plus a validation of a few milliseconds
+    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.05)
+    r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
+              budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
+    err = capsys.readouterr().err
+    assert 10 <= int(re.search(r"time budget 0.1 min: (\d+) epochs", err).group(1)) <= 17
+    # the real epochs of 86 images take a fraction of that: the measured first epoch sets the count
+    planned = int(re.search(r"re-planned after epoch 1: (\d+) epochs", err).group(1))
+    assert len(r["history"]) == planned == load_checkpoint(r["checkpoint"])["config"]["epochs"]
+    # the one-cycle schedule was rebuilt for the new count: it ends annealed (stepping past its end would raise)
+    assert r["history"][-1]["lr"] < 1e-6 < r["history"][0]["lr"]

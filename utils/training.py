@@ -164,6 +164,22 @@ def choose_precision(config, device, model, loss_fn, batch, log):
     return cpu_autocast(torch.bfloat16 if use else torch.float32), None
 
 
+def replan_epochs(budget_seconds, used_seconds, epoch_seconds, margin=0.92) -> int:
+    """After the first epoch of a budgeted run: 1 + the epochs of the measured length that fit in what is left
+    of `margin` of the budget. The first epoch's wall time includes everything the probe missed (batch
+    gathering, the EMA, checkpoints), so the margin only has to cover the CPU's speed drifting."""
+    return 1 + max(0, int((margin * budget_seconds - used_seconds) // max(epoch_seconds, 1e-9)))
+
+
+def _fast_forward(scheduler, steps):
+    """Step a freshly built scheduler to where the run is (its lr warnings about order are moot here)."""
+    if scheduler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(steps):
+                scheduler.step()
+
+
 def plan_epochs(config, batches, model, loss_fn, probe, val_images, autocast, device, log) -> int:
     """Epochs that fit `config.budget_minutes` of wall time on this machine, from a few measured training
     steps, the batch augmentation (robust training's JPEG round trips are a sixth of a step) and a timed
@@ -245,6 +261,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     `on_epoch(row, model)`, if given, is called after each epoch with its history row and the model that is
     validated (benchmarks use it to chart accuracy against time; it must not train the model).
     """
+    started = time.perf_counter()  # a --budget-minutes budget counts from here
     if config is None:
         config = make_config(**overrides)
     elif overrides:
@@ -339,17 +356,15 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         # rebuilt for the requested epochs over the loaded optimizer and fast-forwarded, so a run can also be
         # extended (even past a first run too short to have had a schedule)
         scheduler = _scheduler(optimizer, config, len(batches))
-        if scheduler:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for _ in range(state["epoch"] * len(batches)):
-                    scheduler.step()
+        _fast_forward(scheduler, state["epoch"] * len(batches))
         torch.set_rng_state(state["rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
         batches.epoch = start_epoch
         log(f"resumed from {last_path} after epoch {start_epoch}")
 
-    for epoch in range(start_epoch, config.epochs):
+    callback_seconds = 0.0  # spent in on_epoch (a benchmark's own scoring): not the run's time
+    epoch = start_epoch
+    while epoch < config.epochs:  # a budgeted run re-plans config.epochs after its first epoch
         model.train()
         t0 = time.perf_counter()
         seen = correct = 0
@@ -396,7 +411,9 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
                "train_images_per_s": seen / train_seconds, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
         if on_epoch is not None:
+            t_callback = time.perf_counter()
             on_epoch(row, averaged)
+            callback_seconds += time.perf_counter() - t_callback
         improved = best is None or (val["accuracy"], -val["loss"]) > (best["accuracy"], -best["loss"])
         log(f"epoch {epoch + 1}/{config.epochs}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
             f" | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} auc {val['roc_auc'] or float('nan'):.4f}"
@@ -405,12 +422,24 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
             best_val_logits = val_logits  # those of the checkpoint about to be written
             best = {k: val[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "loss", "f1", "n")}
             best["epoch"] = epoch + 1
+        epoch += 1
+        if config.budget_minutes and epoch == 1:  # the probe's plan, corrected by a whole measured epoch
+            now = time.perf_counter()
+            used, took = now - started - callback_seconds, now - t0 - callback_seconds
+            planned = distributed.broadcast_object(replan_epochs(60 * config.budget_minutes, used, took))
+            if planned != config.epochs:
+                config = dataclasses.replace(config, epochs=planned)
+                config_dict = dataclasses.asdict(config)
+                scheduler = _scheduler(optimizer, config, len(batches))
+                _fast_forward(scheduler, len(batches))
+            log(f"time budget re-planned after epoch 1: {planned} epochs (it took {took:.1f} s; "
+                f"{used:.1f} s of {60 * config.budget_minutes:g} used)")
         if not main:
             continue
         if improved:
             save_checkpoint(make_checkpoint(averaged, config.model, classes, IMAGE_SIZE, config_dict, best,
-                                            epoch + 1), best_path)
-        state = make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best, epoch + 1)
+                                            epoch), best_path)
+        state = make_checkpoint(model, config.model, classes, IMAGE_SIZE, config_dict, best, epoch)
         state.update(optimizer=optimizer.state_dict(), rng=torch.get_rng_state(), history=history, best=best)
         if config.ema:
             state["ema_state_dict"] = {k: v.detach().cpu() for k, v in averaged.state_dict().items()}
