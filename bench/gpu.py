@@ -60,14 +60,17 @@ def images_per_s(model_name, batch_size, compile_model, device, steps=30):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_wide,fullres_cnn_x2")
-    p.add_argument("--batch-sizes", default="256,1024,4096")
-    p.add_argument("--epochs", type=int, default=16, help="epochs of the time-to-98.5%% run (0: skip it)")
-    p.add_argument("--model", default="fullres_cnn_x2", help="model of the time-to-98.5%% run")
+    p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_x2,fullres_cnn_x4",
+                   help="models of the throughput table ('' skips it)")
+    p.add_argument("--batch-sizes", default="128,512,2048")
+    # defaults: the widest model measured on an H200, with the flags that validated best for fullres_cnn_x4
+    # (robust 0.2 + label smoothing 0.1: 98.21% val against 98.15% without, 30 epochs; README, "On a GPU")
+    p.add_argument("--epochs", type=int, default=30, help="epochs of the time-to-98.5%% run (0: skip it)")
+    p.add_argument("--model", default="fullres_cnn_x8", help="model of the time-to-98.5%% run")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--robust", type=float, default=0.0, help="robust training share (train.py --robust)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--robust", type=float, default=0.2, help="robust training share (train.py --robust)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--train-path", default="train")
     p.add_argument("--out", default="runs/bench/gpu", help="run folder of the time-to-98.5%% run")
     p.add_argument("--compile", action="store_true")

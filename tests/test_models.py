@@ -11,12 +11,14 @@ def test_parameter_counts_match_the_seed():
 
 
 def test_fullres_family_differs_only_in_width():
-    # fullres_cnn at widths 16-128, the wide one at 1.5x, the x2 one at twice: same layers, more channels
-    nets = {name: build_model(name) for name in ("fullres_cnn", "fullres_cnn_wide", "fullres_cnn_x2")}
-    assert [count_parameters(n) for n in nets.values()] == [146_417, 328_489, 583_137]
+    # fullres_cnn at widths 16-128, the wide one at 1.5x, the x2/x4/x8 ones at 2/4/8 times: same layers, more channels
+    names = ("fullres_cnn", "fullres_cnn_wide", "fullres_cnn_x2", "fullres_cnn_x4", "fullres_cnn_x8")
+    nets = {name: build_model(name) for name in names}
+    assert [count_parameters(n) for n in nets.values()] == [146_417, 328_489, 583_137, 2_327_489, 9_299_841]
     shapes = {name: [tuple(p.shape[2:]) for p in n.parameters() if p.ndim == 4] for name, n in nets.items()}
-    assert shapes["fullres_cnn"] == shapes["fullres_cnn_x2"] == [(3, 3)] * 7
-    assert nets["fullres_cnn_x2"].features[0][0].out_channels == 2 * nets["fullres_cnn"].features[0][0].out_channels
+    assert all(s == [(3, 3)] * 7 for s in shapes.values())
+    for name, factor in (("fullres_cnn_x2", 2), ("fullres_cnn_x4", 4), ("fullres_cnn_x8", 8)):
+        assert nets[name].features[0][0].out_channels == factor * nets["fullres_cnn"].features[0][0].out_channels
 
 
 @pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2"])
