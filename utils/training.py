@@ -171,15 +171,6 @@ def replan_epochs(budget_seconds, used_seconds, epoch_seconds, margin=0.92) -> i
     return 1 + max(0, int((margin * budget_seconds - used_seconds) // max(epoch_seconds, 1e-9)))
 
 
-def _fast_forward(scheduler, steps):
-    """Step a freshly built scheduler to where the run is (its lr warnings about order are moot here)."""
-    if scheduler:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for _ in range(steps):
-                scheduler.step()
-
-
 def plan_epochs(config, batches, model, loss_fn, probe, val_images, autocast, device, log) -> int:
     """Epochs that fit `config.budget_minutes` of wall time on this machine, from a few measured training
     steps, the batch augmentation (robust training's JPEG round trips are a sixth of a step) and a timed
@@ -223,7 +214,7 @@ def make_optimizer(model, config: TrainConfig, device) -> torch.optim.Optimizer:
                 fused=torch.device(device).type in ("cpu", "cuda"))
 
 
-def _scheduler(optimizer, config, steps_per_epoch):
+def _make_schedule(optimizer, config, steps_per_epoch):
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "onecycle":
         if total < 5:  # too few steps to warm up and anneal (torch's one-cycle divides by zero at 4)
@@ -235,6 +226,18 @@ def _scheduler(optimizer, config, steps_per_epoch):
     if config.schedule == "none":
         return None
     raise ValueError(f"unknown schedule {config.schedule!r}; use onecycle, cosine or none")
+
+
+def _scheduler(optimizer, config, steps_per_epoch, steps_done=0):
+    """The lr schedule over config.epochs, stepped to `steps_done` (a resumed or re-planned run rebuilds it
+    for its epoch count and fast-forwards; the lr warnings about step order are moot there)."""
+    scheduler = _make_schedule(optimizer, config, steps_per_epoch)
+    if scheduler and steps_done:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(steps_done):
+                scheduler.step()
+    return scheduler
 
 
 def tune_threshold(labels, probs) -> float:
@@ -355,8 +358,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         # rebuilt for the requested epochs over the loaded optimizer and fast-forwarded, so a run can also be
         # extended (even past a first run too short to have had a schedule)
-        scheduler = _scheduler(optimizer, config, len(batches))
-        _fast_forward(scheduler, state["epoch"] * len(batches))
+        scheduler = _scheduler(optimizer, config, len(batches), state["epoch"] * len(batches))
         torch.set_rng_state(state["rng"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
         batches.epoch = start_epoch
@@ -430,8 +432,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
             if planned != config.epochs:
                 config = dataclasses.replace(config, epochs=planned)
                 config_dict = dataclasses.asdict(config)
-                scheduler = _scheduler(optimizer, config, len(batches))
-                _fast_forward(scheduler, len(batches))
+                scheduler = _scheduler(optimizer, config, len(batches), len(batches))
             log(f"time budget re-planned after epoch 1: {planned} epochs (it took {took:.1f} s; "
                 f"{used:.1f} s of {60 * config.budget_minutes:g} used)")
         if not main:
