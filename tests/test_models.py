@@ -21,7 +21,23 @@ def test_fullres_family_differs_only_in_width():
         assert nets[name].features[0][0].out_channels == factor * nets["fullres_cnn"].features[0][0].out_channels
 
 
-@pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2"])
+def test_pool_first_normalises_after_pooling_with_the_same_weights():
+    # fullres_cnn_x2_pool_first: the same parameters as x2, but each stage's last BatchNorm (and ReLU) runs on
+    # the max-pooled map: a quarter of the positions, which is what makes it faster on a CPU
+    def normalised_sizes(name):
+        net, sizes = build_model(name).eval(), []
+        hooks = [m.register_forward_hook(lambda m, inp, out: sizes.append(inp[0].shape[-1]))
+                 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        net(torch.zeros(1, 3, 32, 32))
+        for h in hooks:
+            h.remove()
+        return sizes
+    assert count_parameters(build_model("fullres_cnn_x2_pool_first")) == count_parameters(build_model("fullres_cnn_x2"))
+    assert normalised_sizes("fullres_cnn_x2") == [32, 32, 16, 16, 8, 8, 4]
+    assert normalised_sizes("fullres_cnn_x2_pool_first") == [32, 16, 16, 8, 8, 4, 4]
+
+
+@pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2", "fullres_cnn_x2_pool_first"])
 @pytest.mark.parametrize("num_classes,outputs", [(2, 1), (3, 3)])
 def test_forward_shapes(name, num_classes, outputs):
     net = build_model(name, num_classes).eval()
