@@ -31,12 +31,15 @@ BUDGET = 18
 RUNS = {
     "fast": dict(about="fullres_cnn, 2 epochs: the time-to-93% run",
                  config=dict(model="fullres_cnn", epochs=2, lr=3e-3)),
-    "best": dict(about=f"fullres_cnn_x2, the recipe, as many epochs as fit {BUDGET} minutes",
-                 config=dict(model="fullres_cnn_x2", budget_minutes=BUDGET, **RECIPE), robustness=True),
+    # the pool-first x2: the same weights and accuracy per epoch as fullres_cnn_x2 (validation 97.79% after 20
+    # epochs against 97.70% after 17), a fifth more epochs in the budget (README, "pool first")
+    "best": dict(about=f"fullres_cnn_x2_pool_first, the recipe, as many epochs as fit {BUDGET} minutes",
+                 config=dict(model="fullres_cnn_x2_pool_first", budget_minutes=BUDGET, **RECIPE), robustness=True),
     # robust share 0.4 rather than 0.3: on validation, resized images 95.31% against 94.54% for 0.4 points of
     # clean accuracy (97.41% against 97.81%; README, robustness)
     "robust": dict(about="as best, with robust training (JPEG/resize/blur, each on 40% of every batch)",
-                   config=dict(model="fullres_cnn_x2", budget_minutes=BUDGET, robust=0.4, **RECIPE), robustness=True),
+                   config=dict(model="fullres_cnn_x2_pool_first", budget_minutes=BUDGET, robust=0.4, **RECIPE),
+                   robustness=True),
     "model_2": dict(about=f"the seed's model_2, architecture unchanged, with the recipe: {BUDGET} minutes",
                     config=dict(model="model_2", budget_minutes=BUDGET, **{**RECIPE, "tta": "flip-shift"})),
 }
@@ -126,11 +129,11 @@ def main():
             summaries.append(json.loads(saved.read_text()))
         else:
             summaries.append(run(name, RUNS[name], test, args.quick))
-    print(f"{'run':<8} {'model':<16} {'params':>9} {'MMACs':>6} {'epochs':>6} {'prec.':>5} {'minutes':>7} {'val acc':>8} {'test acc':>8} "
+    print(f"{'run':<8} {'model':<25} {'params':>9} {'MMACs':>6} {'epochs':>6} {'prec.':>5} {'minutes':>7} {'val acc':>8} {'test acc':>8} "
           f"{'ROC-AUC':>8} {'ECE':>7}  (chart: seconds -> test accuracy)")
     for s in summaries:
         chart = " ".join(f"{c['seconds']:.0f}s:{c['test_accuracy']:.4f}" for c in s["chart"])
-        print(f"{s['name']:<8} {s['model']:<16} {s['parameters']:>9,} {s['mmacs']:>6} {s.get('epochs', '?'):>6} "
+        print(f"{s['name']:<8} {s['model']:<25} {s['parameters']:>9,} {s['mmacs']:>6} {s.get('epochs', '?'):>6} "
               f"{s.get('precision', '?'):>5} {s['minutes']:>7.2f} "
               f"{s['best_val_accuracy']:>8.4f} {s['test_accuracy']:>8.4f} {s['roc_auc']:>8.4f} {s['ece'] or 0:>7.4f}  {chart}")
     for s in summaries:
