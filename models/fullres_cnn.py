@@ -15,12 +15,9 @@ memory-bound, not compute-bound (fullres_cnn_x2 in bf16: convolutions 38% of the
 from torch import nn
 
 
-def conv_bn_relu(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
-
-
-def conv_pool_bn_relu(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2),
+def conv_bn_relu(c_in, c_out, pool=False):
+    """3x3 conv, BatchNorm, ReLU; with `pool`, a 2x2 max-pool between the conv and the BatchNorm."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), *([nn.MaxPool2d(2)] if pool else []),
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
@@ -30,9 +27,7 @@ class FullResCNN(nn.Module):
         a, b, c, d = widths
 
         def down(c_in, c_out):  # the stage's last convolution and the halving of the resolution
-            if pool_first:
-                return [conv_pool_bn_relu(c_in, c_out)]
-            return [conv_bn_relu(c_in, c_out), nn.MaxPool2d(2)]
+            return [conv_bn_relu(c_in, c_out, pool=True)] if pool_first else [conv_bn_relu(c_in, c_out), nn.MaxPool2d(2)]
         self.features = nn.Sequential(
             conv_bn_relu(3, a), *down(a, a),   # 32x32: the finest pixels
             conv_bn_relu(a, b), *down(b, b),   # 16x16
