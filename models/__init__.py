@@ -12,6 +12,7 @@ from torch import nn
 from .fullres_cnn import FullResCNN
 from .model import FakeNet
 from .model_2 import FakeNet2
+from .resnet import ResNet
 
 MODELS = {
     "model_2": FakeNet2,         # the seed's conv-BN-pool network
@@ -25,6 +26,11 @@ MODELS = {
     # x2 with BatchNorm and ReLU after each max-pooling, not before: same MACs, ~1.2x the CPU training speed
     "fullres_cnn_x2_pool_first": lambda num_outputs=1: FullResCNN(num_outputs, widths=(32, 64, 128, 256),
                                                                   pool_first=True),
+    "fullres_cnn_x8_pool_first": lambda num_outputs=1: FullResCNN(num_outputs, widths=(128, 256, 512, 1024),
+                                                                  pool_first=True),
+    "fullres_cnn_x16_pool_first": lambda num_outputs=1: FullResCNN(num_outputs, widths=(256, 512, 1024, 2048),
+                                                                   pool_first=True),
+    "resnet18": ResNet,  # the CIFAR ResNet-18, sized for a GPU: residual depth against fullres_cnn_x8's width
 }
 
 

@@ -33,11 +33,26 @@ def test_pool_first_normalises_after_pooling_with_the_same_weights():
             h.remove()
         return sizes
     assert count_parameters(build_model("fullres_cnn_x2_pool_first")) == count_parameters(build_model("fullres_cnn_x2"))
+    assert count_parameters(build_model("fullres_cnn_x8_pool_first")) == count_parameters(build_model("fullres_cnn_x8"))
     assert normalised_sizes("fullres_cnn_x2") == [32, 32, 16, 16, 8, 8, 4]
     assert normalised_sizes("fullres_cnn_x2_pool_first") == [32, 16, 16, 8, 8, 4, 4]
 
 
-@pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2", "fullres_cnn_x2_pool_first"])
+def test_resnet18_is_the_cifar_resnet18():
+    # the CIFAR ResNet-18 (3x3 stem, no max-pool, 2-2-2-2 basic blocks, widths 64-512) has 11,173,962
+    # parameters with a 10-class head; ours has one logit: 11,173,962 - 9 * 513
+    net = build_model("resnet18")
+    assert count_parameters(net) == 11_173_962 - 9 * 513
+    projections = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert [(m.in_channels, m.out_channels, m.stride) for m in projections] == [
+        (64, 128, (2, 2)), (128, 256, (2, 2)), (256, 512, (2, 2))]  # skips project only where the shape changes
+    sizes = []
+    net.features.register_forward_hook(lambda m, inp, out: sizes.append(tuple(out.shape[1:])))
+    net.eval()(torch.zeros(1, 3, 32, 32))
+    assert sizes == [(512, 4, 4)]
+
+
+@pytest.mark.parametrize("name", ["model_2", "model", "fullres_cnn_x2", "fullres_cnn_x2_pool_first", "resnet18"])
 @pytest.mark.parametrize("num_classes,outputs", [(2, 1), (3, 3)])
 def test_forward_shapes(name, num_classes, outputs):
     net = build_model(name, num_classes).eval()
