@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fullres_cnn import FullResCNN
+from .fullres_cnn import BASE_WIDTHS, FullResCNN
 from .model import FakeNet
 from .model_2 import FakeNet2
 from .resnet import ResNet
 
 
 def _fullres(scale: float, pool_first: bool = False):
-    """fullres_cnn at `scale` times its widths (16, 32, 64, 128)."""
-    widths = tuple(int(scale * w) for w in (16, 32, 64, 128))
+    """fullres_cnn at `scale` times its widths."""
+    widths = tuple(int(scale * w) for w in BASE_WIDTHS)
     return lambda num_outputs=1: FullResCNN(num_outputs, widths=widths, pool_first=pool_first)
 
 

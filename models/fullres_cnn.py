@@ -14,6 +14,8 @@ memory-bound, not compute-bound (fullres_cnn_x2 in bf16: convolutions 38% of the
 """
 from torch import nn
 
+BASE_WIDTHS = (16, 32, 64, 128)  # fullres_cnn's; the wider variants scale all four
+
 
 def conv_bn_relu(c_in, c_out, pool=False):
     """3x3 conv, BatchNorm, ReLU; with `pool`, a 2x2 max-pool between the conv and the BatchNorm."""
@@ -22,7 +24,7 @@ def conv_bn_relu(c_in, c_out, pool=False):
 
 
 class FullResCNN(nn.Module):
-    def __init__(self, num_outputs: int = 1, widths=(16, 32, 64, 128), pool_first: bool = False):
+    def __init__(self, num_outputs: int = 1, widths=BASE_WIDTHS, pool_first: bool = False):
         super().__init__()
         a, b, c, d = widths
 
