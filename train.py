@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")
+    p.add_argument("--whiten", action="store_true", default=None,
+                   help="start the first convolution as +- the whitening filters of the training images' patches "
+                        "(airbench's whitening layer, kept trainable; see README)")
     p.add_argument("--tta", choices=TTA_MODES,
                    help="test-time augmentation, stored in the checkpoint so evaluate/predict/export use it: "
                         "none (default); flip: average the logits of each image and its mirror image; "

@@ -6,14 +6,16 @@ import re
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from data import Batches, load_folder
 from data.perturbed import PERTURBATIONS, build_perturbed_split, down_up, jpeg, robust_augment
 from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function
-from tests.conftest import write_split
+from models.whitening import first_conv, patch_whitening_filters, whiten_first_conv
+from tests.conftest import synthetic_image, write_split
 from tests.test_pipeline import cli
 from utils.checkpoint import load_checkpoint, load_classifier
-from utils.training import choose_precision, epochs_for_budget, make_config, replan_epochs, train, update_ema
+from utils.training import channel_stats, choose_precision, epochs_for_budget, make_config, replan_epochs, train, update_ema
 
 
 def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
@@ -157,6 +159,49 @@ def test_robustness_on_the_checkpoints_own_validation_images(trained_run):
     assert resize["accuracy_change"] == pytest.approx(resize["accuracy"] - rows[0]["accuracy"])
     usage = cli("evaluate.py", "--checkpoint", checkpoint, "--validation")
     assert usage.returncode == 2 and "--validation goes with --robustness" in usage.stderr
+
+
+def test_whitening_filters_decorrelate_the_patches():
+    gen = torch.Generator().manual_seed(0)
+    smooth = F.avg_pool2d(torch.randn(64, 1, 32, 32, generator=gen), 3, 1, 1)  # neighbours strongly correlated
+    x = torch.cat([smooth, 0.5 * smooth, torch.zeros_like(smooth)], 1) + 0.05 * torch.randn(64, 3, 32, 32, generator=gen)
+    filters = patch_whitening_filters(x, (3, 3), eps=1e-9)
+    assert filters.shape == (27, 3, 3, 3)
+    z = F.conv2d(x.double(), filters.double()).permute(0, 2, 3, 1).reshape(-1, 27)
+    z = z - z.mean(0)
+    assert torch.allclose(z.T @ z / len(z), torch.eye(27, dtype=torch.double), atol=1e-3)
+    norms = filters.flatten(1).norm(dim=1)  # 1 / sqrt(eigenvalue): the largest-variance direction first
+    assert bool((norms[1:] >= norms[:-1] * (1 - 1e-4)).all()) and norms[-1] > 10 * norms[0]
+
+
+@pytest.mark.parametrize("name, pairs, filters", [("fullres_cnn", 8, 16), ("model_2", 27, 64)])
+def test_whitening_starts_the_first_convolution_from_signed_pairs(name, pairs, filters):
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(np.stack([synthetic_image(c, rng) for c in ("REAL", "FAKE") * 40]).transpose(0, 3, 1, 2).copy())
+    model = ImageClassifier(build_model(name), *channel_stats(images.numpy()))
+    before = first_conv(model.net).weight.detach().clone()
+    line = whiten_first_conv(model, images, n_images=50)
+    w = first_conv(model.net).weight.detach()
+    assert f"{2 * pairs} of {filters} filters" in line and "of 50 training images" in line
+    assert torch.allclose(w[:pairs], -w[pairs:2 * pairs])
+    assert torch.equal(w[2 * pairs:], before[2 * pairs:])  # beyond the pairs: the default filters
+    assert not torch.allclose(w[:pairs], before[:pairs])
+    assert float(w[:2 * pairs].flatten(1).norm(dim=1).mean()) == pytest.approx(
+        float(before.flatten(1).norm(dim=1).mean()), rel=1e-4)  # the default initialisation's scale
+    # whitened, every filter answers with the same spread; their directions are the patches' principal axes,
+    # the one of largest variance first
+    directions = w[:pairs] / w[:pairs].flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    spread = F.conv2d((images.float() / 255 - model.mean) / model.std, directions).std(dim=(0, 2, 3))
+    assert int(spread.argmax()) == 0 and float(spread[0]) > 3 * float(spread[-1])
+
+
+def test_whitening_is_a_training_option_that_the_checkpoint_records(tiny_split, tmp_path, capsys):
+    # model_2's 64 first filters hold all 27 directions of a 3x3 patch, the tiny data's checkerboard included
+    r = train(model="model_2", train_path=str(tiny_split), test_path="none", epochs=3, batch_size=16, lr=3e-3,
+              whiten=True, out=str(tmp_path / "run"), progress=False, device="cpu")
+    assert "first convolution's 54 of 64 filters set to +- the 27 leading of 27" in capsys.readouterr().err
+    assert load_checkpoint(r["checkpoint"])["config"]["whiten"] is True
+    assert r["best_val"]["accuracy"] >= 0.8
 
 
 def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):

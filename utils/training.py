@@ -22,6 +22,7 @@ from data.images import IMAGE_SIZE
 from data.sources import REPO_ROOT
 from models import (ImageClassifier, build_model, count_parameters, decide, fit_temperature, loss_function,
                     probabilities)
+from models.whitening import whiten_first_conv
 from utils import distributed
 from utils.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.inference import eval_batch_size, evaluate, run_model, select_device
@@ -49,6 +50,7 @@ class TrainConfig:
     robust: float = 0.0            # robust training: share of each batch JPEG re-saved, resized down/up, blurred (each)
     label_smoothing: float = 0.0
     ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
+    whiten: bool = False           # start the first convolution as +- the training patches' whitening filters
     tta: str = "none"              # test-time augmentation in evaluation: none | flip | flip-shift (models.TTA_MODES)
     compile: bool = False          # torch.compile the training forward/backward (compile time reported apart)
     precision: str = "auto"        # auto | fp32 | bf16: AMP on CUDA; on a CPU bf16 only where it runs natively and measures faster
@@ -305,6 +307,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
 
     model = ImageClassifier(build_model(config.model, len(classes)), mean, std).to(device)
     model.tta = config.tta
+    if config.whiten:  # an initialisation only: a resumed run then loads its trained weights over it
+        log(whiten_first_conv(model, train_images, seed=config.seed))
     n_params = count_parameters(model)
     log(f"model {config.model}: {n_params:,} parameters; classes {classes} "
         + (f"(P({classes[1]}) is the output, {classes[0]} is negative)" if len(classes) == 2 else "(softmax)"))
