@@ -218,6 +218,8 @@ def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
     assert not all(torch.equal(last["ema_state_dict"][k], last["state_dict"][k])
                    for k in last["state_dict"] if last["state_dict"][k].dtype.is_floating_point)
     assert r["best_val"]["accuracy"] >= 0.8
+    lrs = [row["lr"] for row in r["history"]]  # the rate each epoch's last step used: one-cycle ends low, never below 0
+    assert min(lrs) > 0 and lrs[-1] < lrs[0] / 10
 
 
 def test_epochs_for_budget_fit_the_steps_and_validations_into_the_margin():

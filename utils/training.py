@@ -378,6 +378,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", file=sys.stderr,
                    disable=not show_bars, leave=False)
         compile_seconds = 0.0
+        step_lr = optimizer.param_groups[0]["lr"]
         for step, (x, y) in enumerate(bar, start=epoch * len(batches)):
             compiling = config.compile and epoch == start_epoch and step == epoch * len(batches)
             t_step = time.perf_counter()
@@ -385,6 +386,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
                 logits = trained(x)
                 loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
+            step_lr = optimizer.param_groups[0]["lr"]  # the rate this step uses; the scheduler moves it after
             if scaler is not None and scaler.is_enabled():
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -412,7 +414,7 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
-               "lr": optimizer.param_groups[0]["lr"], "train_images": int(seen), "train_seconds": train_seconds,
+               "lr": step_lr, "train_images": int(seen), "train_seconds": train_seconds,
                "compile_seconds": compile_seconds,
                "train_images_per_s": seen / train_seconds, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
