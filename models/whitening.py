@@ -49,8 +49,8 @@ def whiten_first_conv(model: nn.Module, images: torch.Tensor, n_images: int = 50
     # direction instead measured worse on CIFAKE (validation after 2 epochs of fullres_cnn, 3 seeds: 95.23%
     # against 95.64%; no whitening 95.13%): the fine directions are learnt quickly anyway
     whitened = torch.cat([filters[:pairs], -filters[:pairs]])
-    default_norm = conv.weight.flatten(1).norm(dim=1).mean()
-    whitened = whitened * (default_norm / whitened.flatten(1).norm(dim=1).mean())
+    default_norm = float(conv.weight.flatten(1).norm(dim=1).mean())  # a float: conv may be on a GPU
+    whitened = whitened * (default_norm / float(whitened.flatten(1).norm(dim=1).mean()))
     conv.weight[:2 * pairs] = whitened.to(conv.weight)
     return (f"whitening: first convolution's {2 * pairs} of {conv.out_channels} filters set to +- the "
             f"{pairs} leading of {len(filters)} whitening filters of {len(picked)} training images' patches")
