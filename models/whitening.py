@@ -2,10 +2,11 @@
 
 The first convolution's filters start as the whitening filters of the training images' patches: the
 eigenvectors of the patch covariance, each divided by the square root of its eigenvalue, the largest first,
-each with its negative (so that the ReLU after it passes both signs). Whitening brings the rare
-high-frequency directions, where generator artefacts live, up to the scale of the dominant smooth ones, so the
-network starts from filters that already separate them. Only the start changes: the same architecture, the
-same weights in the checkpoint, nothing to recompute at inference.
+each with its negative (so that the ReLU after it passes both signs). The network then starts from filters
+that already take the image apart along its principal directions, each at unit variance, instead of random
+ones. Only the start changes: the same architecture, the same weights in the checkpoint, nothing to recompute
+at inference. Measured on CIFAKE (README, "Whitening"): a faster start (+0.4-0.6 point after two epochs), not
+a better finish (the same accuracy after 20).
 """
 import numpy as np
 import torch
