@@ -1,15 +1,15 @@
 #!/usr/bin/env python
-"""Unpack a dataset into images/ (the seed's base_path) and build the decoded caches of its splits.
+"""Unpack a dataset into images/ (the seed's base_path), make every derived split, and build the decoded caches.
 
 SOURCE: the shipped archive (default: ../shared/datasets/cifake-seed.tar.gz when it exists), a Kaggle-style
 CIFAKE zip or folder (train/REAL, train/FAKE, test/...), or any folder of <split>/<CLASS>/<images>.
-Splits already in images/ are kept as they are.
+Splits already in images/ are kept; derived splits (edited, three-class, perturbed copies of `test`) are made
+once, and made again only when the code that makes them has changed.
 """
 import argparse
 
-from data import DataError, default_data_root, load_folder, prepare
-from data.perturbed import PERTURBATIONS, build_perturbed_split, perturbed_name
-from data.sources import list_splits
+from data import default_data_root, load_folder, prepare
+from data.degradations import TEST_COPIES, describe_copy
 from utils import cli
 
 
@@ -18,19 +18,13 @@ def main(argv=None):
     p.add_argument("source", nargs="?", help="archive or folder (default: the shipped archive)")
     p.add_argument("--data-root", default=None, help="where splits go (default images/ in the repo, or $AIC_DATA_ROOT)")
     p.add_argument("--no-cache", dest="cache", action="store_false",
-                   help="only unpack; decode each split on first use instead")
+                   help="only unpack and derive; decode each split on first use instead")
     p.add_argument("--perturb", metavar="SPLIT", action="append", default=[],
-                   help="also write perturbed copies of SPLIT for the robustness table: "
-                        + ", ".join(f"SPLIT-{k} ({w})" for k, (w, _) in PERTURBATIONS.items())
-                        + "; repeatable (evaluate.py --robustness makes them on first use too)")
+                   help="also write perturbed copies of SPLIT for the robustness table (those of test always are): "
+                        + ", ".join(f"SPLIT-{k} ({describe_copy(k)})" for k in TEST_COPIES) + "; repeatable")
     args = p.parse_args(argv)
     root = args.data_root or default_data_root()
-    splits = prepare(args.source, root)
-    for base in args.perturb:
-        for kind in PERTURBATIONS:
-            if not build_perturbed_split(root, perturbed_name(base, kind)):
-                raise DataError(f"--perturb {base}: no split {base} under {root}")
-        splits = list_splits(root)
+    splits = prepare(args.source, root, perturb=args.perturb)
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:
         for split in splits:

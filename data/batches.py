@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .perturbed import robust_augment
+from .degradations import robust_augment
 
 
 def split_train_val(labels, val_fraction: float, seed: int):

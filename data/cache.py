@@ -2,10 +2,12 @@
 
 The cache is two files per folder in the cache directory: `<key>-<signature>.npy` (N, 3, 32, 32) uint8 and
 `<key>.json`, the index (files, labels, classes, the folder's signature, and what was skipped and why).
-The signature hashes every file's relative path, size and mtime, so a changed folder rebuilds its cache.
+The signature hashes every file's relative path, size and mtime and the decoding code itself (data/images.py,
+this module, Pillow's version), so a changed folder or a changed decoder rebuilds the cache.
 Both files are written to a temporary name and renamed into place (index last), and builders take a file
 lock, so a killed run or two processes building at once (notebooks, torchrun ranks) never leave a half cache.
 """
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -19,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+import PIL
+
+from . import images as decoding
+from .folders import code_fingerprint
 from .images import IMAGE_SIZE, ImageError, load_image
 from .sources import DataError, order_classes
-
-CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
@@ -93,8 +97,14 @@ def scan_folder(root: Path):
     return classes, entries
 
 
+@functools.lru_cache(maxsize=None)
+def decoder_fingerprint() -> str:
+    """What turns files into the cached arrays: the decoding code, this module and Pillow's version."""
+    return code_fingerprint(decoding, sys.modules[__name__], pillow=PIL.__version__, size=IMAGE_SIZE)
+
+
 def folder_signature(entries) -> str:
-    h = hashlib.sha1(f"v{CACHE_VERSION}:{IMAGE_SIZE}".encode())
+    h = hashlib.sha1(decoder_fingerprint().encode())
     for rel, label, size, mtime in entries:
         h.update(f"{rel}\0{label}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()[:16]
@@ -166,7 +176,7 @@ def _cache_key(root: Path) -> str:
 def _read_cache(index_path: Path, signature: str, root: Path):
     try:
         index = json.loads(index_path.read_text())
-        if index.get("signature") != signature or index.get("version") != CACHE_VERSION:
+        if index.get("signature") != signature:
             return None
         images = np.load(index_path.parent / index["array"], mmap_mode="c")  # copy-on-write: never touches the file
         if images.shape != (len(index["files"]), 3, IMAGE_SIZE, IMAGE_SIZE) or images.dtype != np.uint8:
@@ -217,7 +227,7 @@ def _build(root, cache_dir, key, classes, entries, signature, workers, verbose):
     resized = sum(s == "resized" for s in status)
     array_name = f"{key}-{signature}.npy"
     _atomic_write(cache_dir / array_name, lambda f: np.save(f, images))
-    index = {"version": CACHE_VERSION, "root": str(root), "signature": signature, "array": array_name,
+    index = {"root": str(root), "signature": signature, "array": array_name,
              "classes": classes, "files": files, "labels": labels, "found": len(entries),
              "resized": resized, "skipped": skipped, "seconds": round(time.perf_counter() - t0, 2)}
     _atomic_write(cache_dir / f"{key}.json", lambda f: f.write(json.dumps(index).encode()))

@@ -5,20 +5,20 @@
 - test-3class: REAL (test REAL less all 3,000 sources), EDITED (those 3,000), FAKE (test FAKE)
 - train-3class: REAL (train-real-edited REAL less any photo that also appears edited), EDITED (both shipped
   edited sets, one copy per name), FAKE (train-fake-edited FAKE)
-Only test photos are sources of test edits, so nothing leaks into training. Each edited split has a
-`manifest.json` with every EDITED image's source and recipe (edits, regions, parameters).
+Only test photos are sources of test edits, so nothing leaks into training. Each split has a `manifest.json`
+with the fingerprint of the code and seed that made it (a changed recipe rebuilds the split) and every EDITED
+image's source and recipe (edits, regions, parameters).
 """
-import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .edits import random_edit
+from . import edits
+from .folders import code_fingerprint, is_fresh, read_manifest, staged_folder, write_manifest
 from .sources import default_data_root
 
 EDITED_PER_SET = 1500
@@ -36,15 +36,16 @@ def _link(src: Path, dst: Path):
         shutil.copy2(src, dst)
 
 
-def _write_split(root: Path, name: str, classes: dict, edited: dict, log):
+def _fingerprint(edited_per_set) -> str:
+    return code_fingerprint(edits, sys.modules[__name__], seed=SEED, edited_per_set=edited_per_set)
+
+
+def _write_split(root: Path, name: str, classes: dict, edited: dict, fingerprint: str, log):
     """classes: {CLASS: [(source path, file name)]}; edited: {file name: (array, manifest entry)}."""
     target = root / name
-    if target.exists():
-        log(f"  {name}: already in {root}/, kept as it is")
-        return
-    with tempfile.TemporaryDirectory(dir=root, prefix=".derive-") as tmp:
-        stage = Path(tmp) / name
-        manifest = {}
+    stale = target.exists()
+    manifest = {}
+    with staged_folder(target, replace=True) as stage:
         for cls, items in classes.items():
             (stage / cls).mkdir(parents=True)
             for src, fname in items:
@@ -54,10 +55,9 @@ def _write_split(root: Path, name: str, classes: dict, edited: dict, log):
             for fname, (array, entry) in edited.items():
                 Image.fromarray(array).save(stage / "EDITED" / fname, "JPEG", quality=95)
                 manifest[f"EDITED/{fname}"] = entry
-        (stage / "manifest.json").write_text(json.dumps({"seed": SEED, "images": manifest}, indent=1))
-        os.replace(stage, target)
+        write_manifest(stage, fingerprint, seed=SEED, images=manifest)
     counts = ", ".join(f"{c}={len(_files(target / c))}" for c in sorted(p.name for p in target.iterdir() if p.is_dir()))
-    log(f"  {name}: {counts}")
+    log(f"  {name}: {counts}" + (" (rebuilt: the edit recipe changed)" if stale else ""))
 
 
 def _make_edits(test_real: Path, names, rng):
@@ -65,47 +65,47 @@ def _make_edits(test_real: Path, names, rng):
     for name in names:
         with Image.open(test_real / name) as im:
             img = np.asarray(im.convert("RGB"))
-        edited, recipe = random_edit(img, rng)
+        edited, recipe = edits.random_edit(img, rng)
         out[Path(name).stem + ".jpg"] = (edited, {"source": f"test/REAL/{name}", "edits": recipe})
     return out
 
 
 def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER_SET) -> list:
-    """Build the splits above that are missing and whose shipped inputs exist; returns the names built or kept."""
+    """Build the splits above whose shipped inputs exist, unless the current code already made them;
+    returns the names now there."""
     root = Path(data_root or default_data_root())
     log = (lambda msg: print(msg, file=sys.stderr)) if verbose else (lambda msg: None)
+    fingerprint = _fingerprint(edited_per_set)
     done = []
     test_real, test_fake = root / "test" / "REAL", root / "test" / "FAKE"
+    test_sets = ("test-real-edited", "test-fake-edited", "test-3class")
     if test_real.is_dir() and test_fake.is_dir():
-        real_names = _files(test_real)
-        rng = np.random.default_rng(SEED)
-        sources = [real_names[i] for i in rng.permutation(len(real_names))[:2 * edited_per_set]]
-        set_a, set_b = sources[:edited_per_set], sources[edited_per_set:]
-        pending = [n for n in ("test-real-edited", "test-fake-edited", "test-3class") if not (root / n).exists()]
-        if pending:
+        if not all(is_fresh(root / n, fingerprint) for n in test_sets):
+            real_names = _files(test_real)
+            rng = np.random.default_rng(SEED)
+            sources = [real_names[i] for i in rng.permutation(len(real_names))[:2 * edited_per_set]]
+            set_a, set_b = sources[:edited_per_set], sources[edited_per_set:]
             log(f"making {len(sources)} edited images from test REAL photos (seed {SEED}) ...")
             edits_a = _make_edits(test_real, set_a, np.random.default_rng(SEED + 1))
             edits_b = _make_edits(test_real, set_b, np.random.default_rng(SEED + 2))
-        else:
-            edits_a = edits_b = {}
-        fakes = [(test_fake / n, n) for n in _files(test_fake)]
-        used_a, used_all = set(set_a), set(sources)
-        _write_split(root, "test-real-edited", {"REAL": [(test_real / n, n) for n in real_names if n not in used_a]},
-                     edits_a, log)
-        _write_split(root, "test-fake-edited", {"FAKE": fakes}, edits_b, log)
-        _write_split(root, "test-3class", {"REAL": [(test_real / n, n) for n in real_names if n not in used_all],
-                                           "FAKE": fakes}, {**edits_a, **edits_b}, log)
-        done += ["test-real-edited", "test-fake-edited", "test-3class"]
+            fakes = [(test_fake / n, n) for n in _files(test_fake)]
+            used_a, used_all = set(set_a), set(sources)
+            _write_split(root, "test-real-edited",
+                         {"REAL": [(test_real / n, n) for n in real_names if n not in used_a]}, edits_a, fingerprint, log)
+            _write_split(root, "test-fake-edited", {"FAKE": fakes}, edits_b, fingerprint, log)
+            _write_split(root, "test-3class", {"REAL": [(test_real / n, n) for n in real_names if n not in used_all],
+                                               "FAKE": fakes}, {**edits_a, **edits_b}, fingerprint, log)
+        done += list(test_sets)
     re_dir, fe_dir = root / "train-real-edited", root / "train-fake-edited"
-    if (re_dir / "REAL").is_dir() and (fe_dir / "FAKE").is_dir() and not (root / "train-3class").exists():
-        edited = {}
-        for d in (re_dir / "EDITED", fe_dir / "EDITED"):
-            for n in _files(d):
-                edited.setdefault(n, d / n)  # one copy per name: the two shipped sets share some
-        real = [(re_dir / "REAL" / n, n) for n in _files(re_dir / "REAL") if n not in edited]
-        _write_split(root, "train-3class", {"REAL": real, "FAKE": [(fe_dir / "FAKE" / n, n) for n in _files(fe_dir / "FAKE")],
-                                            "EDITED": [(p, n) for n, p in sorted(edited.items())]}, {}, log)
-    if (root / "train-3class").exists():
+    if (re_dir / "REAL").is_dir() and (fe_dir / "FAKE").is_dir():
+        if not is_fresh(root / "train-3class", fingerprint):
+            edited = {}
+            for d in (re_dir / "EDITED", fe_dir / "EDITED"):
+                for n in _files(d):
+                    edited.setdefault(n, d / n)  # one copy per name: the two shipped sets share some
+            real = [(re_dir / "REAL" / n, n) for n in _files(re_dir / "REAL") if n not in edited]
+            _write_split(root, "train-3class", {"REAL": real, "FAKE": [(fe_dir / "FAKE" / n, n) for n in _files(fe_dir / "FAKE")],
+                                                "EDITED": [(p, n) for n, p in sorted(edited.items())]}, {}, fingerprint, log)
         done.append("train-3class")
     return done
 
@@ -113,10 +113,7 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
 def edit_regions(folder) -> list:
     """Per image of a CachedFolder: the [x, y, w, h] of its first local edit from the split's manifest.json,
     or None (no manifest, not an edited image, or an edit over the whole image)."""
-    path = Path(folder.root) / "manifest.json"
-    if not path.is_file():
-        return [None] * len(folder.files)
-    manifest = json.loads(path.read_text()).get("images", {})
+    manifest = read_manifest(folder.root).get("images", {})
     size = folder.images.shape[-1]
     out = []
     for rel in folder.files:

@@ -33,6 +33,22 @@ def test_changed_folder_rebuilds(tiny_split):
     assert len(list(default_cache_dir().glob("*.npy"))) == 1  # the stale array is gone
 
 
+def test_changed_decoding_code_rebuilds(tiny_split, monkeypatch):
+    """The cache key follows the decoding code itself: no hand-bumped version constant to forget."""
+    import data.cache
+    load_folder(tiny_split, verbose=False)
+    assert not load_folder(tiny_split, verbose=False).built  # the same code: reused
+    source = data.cache.decoding.__file__
+    monkeypatch.setattr(data.cache.decoding, "__file__", __file__)  # as if data/images.py had changed
+    data.cache.decoder_fingerprint.cache_clear()
+    try:
+        assert load_folder(tiny_split, verbose=False).built
+    finally:
+        monkeypatch.setattr(data.cache.decoding, "__file__", source)
+        data.cache.decoder_fingerprint.cache_clear()
+    assert load_folder(tiny_split, verbose=False).built  # and back
+
+
 def test_bad_files_are_listed_and_counts_add_up(tiny_split, capsys):
     (tiny_split / "REAL" / "notes.txt").write_text("hello")
     (tiny_split / "FAKE" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")

@@ -71,3 +71,18 @@ def test_derived_splits_have_no_leak_and_no_duplicates(tmp_path):
     assert np.abs(src - ed).max() > 0
     # building again keeps what is there
     assert build_derived_splits(root, verbose=False, edited_per_set=8) == built
+
+
+def test_a_changed_edit_recipe_rebuilds_the_edited_splits(tmp_path, monkeypatch):
+    root = tmp_path / "images"
+    write_split(root / "test", {"REAL": 12, "FAKE": 4}, fmt="JPEG")
+    build_derived_splits(root, verbose=False, edited_per_set=3)
+    manifest = json.loads((root / "test-real-edited" / "manifest.json").read_text())
+    assert manifest["fingerprint"] and manifest["seed"] == 2024
+    import data.derived
+    monkeypatch.setattr(data.derived, "SEED", 99)  # the recipe changed: other sources, other edits
+    build_derived_splits(root, verbose=False, edited_per_set=3)
+    again = json.loads((root / "test-real-edited" / "manifest.json").read_text())
+    assert again["seed"] == 99 and again["fingerprint"] != manifest["fingerprint"]
+    assert again["images"] != manifest["images"]
+    assert len(list((root / "test-real-edited" / "EDITED").iterdir())) == 3

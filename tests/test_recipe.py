@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data import Batches, load_folder
-from data.perturbed import PERTURBATIONS, build_perturbed_split, down_up, jpeg, robust_augment
+from data import Batches, DataError, load_folder
+from data.degradations import DEGRADATIONS, TEST_COPIES, down_up, jpeg, robust_augment
+from data.perturbed import build_perturbed_split, build_perturbed_splits
 from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function
 from models.whitening import first_conv, patch_whitening_filters, whiten_first_conv
 from tests.conftest import synthetic_image, write_split
@@ -113,6 +114,33 @@ def test_robust_augment_hits_about_the_asked_share_and_keeps_shape():
     assert torch.equal(robust_augment(x, torch.Generator().manual_seed(0), 0.0), x)
 
 
+def test_robust_training_and_the_test_copies_read_one_table(monkeypatch):
+    trained = [k for k, d in DEGRADATIONS.items() if d.train_range]
+    assert trained == ["jpeg", "resize", "blur"]
+    assert {kind for kind, _ in TEST_COPIES.values()} == set(DEGRADATIONS)
+    # narrowing the table's blur range to one strength changes what robust training draws
+    calls = []
+    blur = DEGRADATIONS["blur"]
+    monkeypatch.setitem(DEGRADATIONS, "blur", blur.__class__(blur.about, lambda x, s, g: calls.append(s) or x,
+                                                             (0.5, 0.5)))
+    robust_augment(torch.zeros(64, 3, 32, 32, dtype=torch.uint8), torch.Generator().manual_seed(0), 0.5)
+    assert calls == [0.5]
+
+
+def test_a_changed_recipe_rebuilds_a_perturbed_copy(tmp_path, monkeypatch):
+    root = tmp_path / "images"
+    write_split(root / "test", {"REAL": 3, "FAKE": 3}, seed=8)
+    path = build_perturbed_split(root, "test", "noise", verbose=False)
+    first = {p.name: p.read_bytes() for p in (path / "FAKE").iterdir()}
+    mtime = path.stat().st_mtime_ns
+    assert build_perturbed_split(root, "test", "noise", verbose=False).stat().st_mtime_ns == mtime  # fresh: kept
+    import data.perturbed
+    monkeypatch.setattr(data.perturbed, "SEED", 7)  # another noise draw: the recipe changed
+    build_perturbed_split(root, "test", "noise", verbose=False)
+    assert {p.name: p.read_bytes() for p in (path / "FAKE").iterdir()} != first
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
 def test_degradations_are_what_they_say():
     smooth = torch.linspace(0, 255, 32).round().to(torch.uint8).view(1, 1, 1, 32).expand(2, 3, 32, 32).contiguous()
     error = (down_up(smooth, 16).float() - smooth.float()).abs()
@@ -125,8 +153,13 @@ def test_degradations_are_what_they_say():
 def test_perturbed_splits_and_the_robustness_table(trained_run, tmp_path):
     root = tmp_path / "images"
     write_split(root / "test", {"REAL": 10, "FAKE": 10}, seed=8)
-    assert build_perturbed_split(root, "test-jpeg75") and build_perturbed_split(root, "test-resize")
-    assert not build_perturbed_split(root, "test-sepia") and not build_perturbed_split(root, "nothing-jpeg75")
+    with pytest.raises(DataError, match="(?s)nothing.*prepare.py"):
+        build_perturbed_splits(root, "nothing")
+    r = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--test-path", root / "test",
+            "--robustness")
+    assert r.returncode == 2 and "prepare.py --perturb tiny" not in r.stderr and "prepare.py --perturb test" in r.stderr
+    assert not (root / "test-jpeg75").exists()  # a lookup writes nothing
+    build_perturbed_splits(root, "test", verbose=False)
     jpgs = sorted((root / "test-jpeg75" / "FAKE").iterdir())
     assert len(jpgs) == 10 and all(p.suffix == ".jpg" for p in jpgs)
     assert load_folder(root / "test-resize").labels.tolist() == load_folder(root / "test").labels.tolist()
@@ -134,7 +167,7 @@ def test_perturbed_splits_and_the_robustness_table(trained_run, tmp_path):
             "--robustness", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout.strip().splitlines()[-1])["robustness"]
-    assert [row["set"] for row in rows] == ["test"] + [f"test-{k}" for k in PERTURBATIONS]
+    assert [row["set"] for row in rows] == ["test"] + [f"test-{k}" for k in TEST_COPIES]
     assert all(row["n"] == 20 for row in rows) and rows[0]["accuracy_change"] == 0
     flip = next(row for row in rows if row["set"] == "test-flip")
     assert flip["accuracy_change"] == pytest.approx(flip["accuracy"] - rows[0]["accuracy"])
@@ -150,7 +183,7 @@ def test_robustness_on_the_checkpoints_own_validation_images(trained_run):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     rows = out["robustness"]
     assert out["test_path"] == "validation"
-    assert [row["set"] for row in rows] == ["validation"] + [f"validation-{k}" for k in PERTURBATIONS]
+    assert [row["set"] for row in rows] == ["validation"] + [f"validation-{k}" for k in TEST_COPIES]
     val = load_checkpoint(checkpoint)["val_metrics"]
     # the same images that chose the checkpoint: 10% of each class of the 64/64 training folder
     assert all(row["n"] == val["n"] == 12 for row in rows)

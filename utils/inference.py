@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from data import DataError, load_folder, resolve_split, split_train_val
-from data.perturbed import PERTURBATIONS, SEED as PERTURBATION_SEED, build_perturbed_split, jpeg, perturbed_name
+from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
+from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
@@ -117,22 +118,24 @@ def _robustness_row(name, what, metrics, rows) -> dict:
             "accuracy_change": metrics["accuracy"] - (rows[0]["accuracy"] if rows else metrics["accuracy"])}
 
 
+def _robustness_sets():
+    """("clean", "as shipped") and each test copy's (name, what it does)."""
+    return [("clean", "as shipped")] + [(name, describe_copy(name)) for name in TEST_COPIES]
+
+
 def robustness(checkpoint, base="test", batch_size=None, device="auto", verbose=True) -> list:
     """Metrics on a split and on each of its perturbed copies (JPEG 75 and 50, down/up resize, blur, noise,
-    mirror; written beside it on first use, see data.perturbed) -> one row per set, the clean one first,
-    with the accuracy change against it."""
+    mirror; written by prepare.py, see data.perturbed) -> one row per set, the clean one first, with the
+    accuracy change against it."""
     device = select_device(device)
     checkpoint = _classifier(checkpoint, device)
     base_dir = resolve_split(base)
     rows = []
-    for kind, (what, _) in [("clean", ("as shipped", None))] + list(PERTURBATIONS.items()):
-        if kind == "clean":
-            split = base_dir
-        else:
-            name = perturbed_name(base_dir.name, kind)
-            if not build_perturbed_split(base_dir.parent, name, verbose):
-                raise DataError(f"{base_dir.parent / name}: could not be written from {base_dir}")
-            split = base_dir.parent / name
+    for name, what in _robustness_sets():
+        split = base_dir if name == "clean" else base_dir.parent / perturbed_name(base_dir.name, name)
+        if not split.is_dir():
+            raise DataError(f"{split}: no perturbed copy of {base_dir.name} there; "
+                            f"`python prepare.py --perturb {base_dir.name}` writes them")
         rows.append(_robustness_row(split.name, what, evaluate(checkpoint, split, batch_size, device, verbose=False),
                                     rows))
     return rows
@@ -144,19 +147,25 @@ def validation_robustness(checkpoint, batch_size=None, device="auto") -> list:
     perturbed test sets stay a report."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
+    images, labels = validation_images(ck)
+    gen = torch.Generator().manual_seed(PERTURBATION_SEED)
+    rows = []
+    for name, what in _robustness_sets():
+        x = images if name == "clean" else degrade_copy(name, images, gen)
+        probs = probabilities(run_model(model, x, batch_size, device)).numpy()
+        metrics = classification_metrics(labels, probs, ck["classes"], ck.get("threshold"))
+        rows.append(_robustness_row("validation" if name == "clean" else f"validation-{name}", what, metrics, rows))
+    return rows
+
+
+def validation_images(ck):
+    """-> (uint8 images, labels in the checkpoint's class order) of the checkpoint's own validation split:
+    the seeded part of its training folder that chose its epoch."""
     config = ck["config"]
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
     _, val_idx = split_train_val(folder.labels, config["val_fraction"], config["seed"])
     images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
-    labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels[val_idx]]
-    gen = torch.Generator().manual_seed(PERTURBATION_SEED)
-    rows = []
-    for kind, (what, perturb) in [("clean", ("as shipped", None))] + list(PERTURBATIONS.items()):
-        x = images if perturb is None else perturb(images, gen)
-        probs = probabilities(run_model(model, x, batch_size, device)).numpy()
-        metrics = classification_metrics(labels, probs, ck["classes"], ck.get("threshold"))
-        rows.append(_robustness_row("validation" if perturb is None else f"validation-{kind}", what, metrics, rows))
-    return rows
+    return images, map_labels(folder.classes, ck["classes"], folder.root)[folder.labels[val_idx]]
 
 
 def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:
