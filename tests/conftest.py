@@ -64,3 +64,14 @@ def trained_run(tmp_path_factory):
     result = train(model="model_2", train_path=str(train_dir), test_path=str(test_dir), epochs=4,
                    batch_size=32, lr=2e-3, out=str(base / "out"), progress=False, device="cpu")
     return {"result": result, "train_dir": train_dir, "test_dir": test_dir, "base": base}
+
+
+@pytest.fixture(scope="session")
+def shipped_root(tmp_path_factory):
+    """The shipped archive prepared once for the whole session (unpacked, every derived split made)."""
+    if not SHIPPED_ARCHIVE.is_file():
+        pytest.skip(f"shipped archive {SHIPPED_ARCHIVE} absent")
+    from data import prepare
+    root = tmp_path_factory.mktemp("shipped")
+    prepare(SHIPPED_ARCHIVE, root, verbose=False)
+    return root

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, SHIPPED_ARCHIVE
+from tests.conftest import REPO
 
 NOTEBOOK = REPO / "optim_visualizer.ipynb"
 
@@ -21,9 +21,9 @@ def test_notebook_is_committed_clean_with_a_parameters_cell():
     assert "backward(" not in body and "plt." not in body and "optimizer" not in body
 
 
-@pytest.mark.skipif(not SHIPPED_ARCHIVE.is_file(), reason=f"shipped archive {SHIPPED_ARCHIVE} absent")
-def test_notebook_runs_headless_and_writes_its_figures(tmp_path):
+def test_notebook_runs_headless_and_writes_its_figures(tmp_path, shipped_root, monkeypatch):
     papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("AIC_DATA_ROOT", str(shipped_root))  # the kernel inherits it
     out_dir = tmp_path / "run"
     executed = tmp_path / "executed.ipynb"
     papermill.execute_notebook(str(NOTEBOOK), str(executed), cwd=str(REPO), progress_bar=False, kernel_name="python3",

@@ -118,10 +118,9 @@ def test_seed_test_pairing():
     assert default_test_path("train-3class") == "test-3class"
 
 
-@pytest.mark.skipif(not SHIPPED_ARCHIVE.is_file(), reason=f"shipped archive {SHIPPED_ARCHIVE} not present")
-def test_shipped_archive_unpacks_into_the_seed_layout(tmp_path, monkeypatch):
-    dest = tmp_path / "images"
-    splits = prepare(SHIPPED_ARCHIVE, dest, verbose=False)
+def test_shipped_archive_unpacks_into_the_seed_layout(shipped_root, monkeypatch):
+    dest = shipped_root
+    splits = prepare(SHIPPED_ARCHIVE, dest, verbose=False)  # the second time: everything is found there
     assert {"train", "train-small", "train-medium", "test", "train-real-edited", "train-fake-edited",
             "test-real-edited", "test-fake-edited", "test-3class", "train-3class"} <= set(splits)
     assert len(list((dest / "train-small" / "REAL").iterdir())) == 1000

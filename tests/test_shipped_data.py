@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from data import load_folder, prepare
+from data import load_folder
 from tests.conftest import SHIPPED_ARCHIVE
 from utils.inference import evaluate
 from utils.training import train
@@ -10,11 +10,9 @@ from utils.training import train
 pytestmark = pytest.mark.skipif(not SHIPPED_ARCHIVE.is_file(), reason=f"shipped archive {SHIPPED_ARCHIVE} absent")
 
 
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shipped")
-    prepare(SHIPPED_ARCHIVE, root, verbose=False)
-    return root
+@pytest.fixture
+def shipped(shipped_root):
+    return shipped_root
 
 
 def test_train_small_decodes_whole(shipped):
