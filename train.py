@@ -10,28 +10,32 @@ import argparse
 
 from models import MODELS, TTA_MODES
 from utils import cli, distributed
-from utils.training import RECIPES, TrainConfig, make_config, train
+from utils.config import RECIPES, TrainConfig, make_config
+from utils.training import train
 
 
 def parse_args(argv=None):
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(MODELS), default=d.model, help="registered model (default %(default)s)")
-    p.add_argument("--train-path", default=d.train_path,
+    p.add_argument("--recipe", choices=list(RECIPES), default="default",
+                   help="named defaults from utils/config.py (RECIPES): default; seed (the seed notebook's settings); "
+                        "one-pass (model_2, one pass over 8.5k train images); fast (fullres_cnn, 2 epochs: the "
+                        "time-to-93%% run); best (the pool-first x2, 18 minutes); robust (best + robust training); "
+                        "gpu (fullres_cnn_x8_pool_first, 30 epochs, for a GPU). Every flag below overrides it")
+    p.add_argument("--model", choices=sorted(MODELS), help=f"registered model (default {d.model})")
+    p.add_argument("--train-path",
                    help="split name under images/ (train, train-medium, train-small, train-real-edited, ...) "
-                        "or a folder of <CLASS>/<images> (default %(default)s)")
+                        f"or a folder of <CLASS>/<images> (default {d.train_path})")
     p.add_argument("--test-path", default=None,
-                   help="split or folder reported after training; default: the seed's pairing (train* -> test, "
-                        "train-real-edited -> test-real-edited, ...); 'none' to skip")
-    p.add_argument("--recipe", choices=sorted(RECIPES), default="default",
-                   help="named defaults: 'default' (measured, see README), 'seed' (the seed notebook's Adam 1e-3,"
-                        " batch 64, 20 epochs, no schedule, h+v flips, sharpness jitter) or 'fast' (one pass over "
-                        "8.5k images, for --train-path train); flags below override it")
+                   help="split or folder reported after training; default: the split paired with a shipped "
+                        "training split (train* -> test, train-real-edited -> test-real-edited, ...), none for "
+                        "other folders; 'none' to skip")
     p.add_argument("--epochs", type=int)
     p.add_argument("--budget-minutes", type=float, metavar="M",
                    help="train for as many epochs as fit M minutes of wall time on this machine (measured from a "
                         "few steps and a timed validation slice before training; replaces --epochs)")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["adamw", "adam"], help="adamw (default) or adam (the seed's)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["onecycle", "cosine", "none"])
@@ -44,7 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")
-    p.add_argument("--whiten", action="store_true", default=None,
+    p.add_argument("--whiten", action=argparse.BooleanOptionalAction, default=None,
                    help="start the first convolution as +- the whitening filters of the training images' patches "
                         "(airbench's whitening layer, kept trainable; see README)")
     p.add_argument("--tta", choices=TTA_MODES,

@@ -19,7 +19,8 @@ import torch  # noqa: E402
 from data import load_folder, resolve_split  # noqa: E402
 from models import ImageClassifier, build_model, loss_function  # noqa: E402
 from time_to_accuracy import TestChart  # noqa: E402  (bench/ is the script's own folder)
-from utils.training import make_config, train  # noqa: E402
+from utils.config import make_config  # noqa: E402
+from utils.training import train  # noqa: E402
 
 TARGET = 0.985
 
@@ -63,16 +64,14 @@ def main():
     p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_x2,fullres_cnn_x4",
                    help="models of the throughput table ('' skips it)")
     p.add_argument("--batch-sizes", default="128,512,2048")
-    # defaults: the model that validated best on an H200 (fullres_cnn_x8_pool_first, 98.58% val; x16 and resnet18
-    # validated lower), with the flags that validated best for fullres_cnn_x4 (robust 0.2 + label smoothing 0.1:
-    # 98.21% val against 98.15% without, 30 epochs; README, "On a GPU")
-    p.add_argument("--epochs", type=int, default=30, help="epochs of the time-to-98.5%% run (0: skip it)")
-    p.add_argument("--model", default="fullres_cnn_x8_pool_first", help="model of the time-to-98.5%% run")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--robust", type=float, default=0.2, help="robust training share (train.py --robust)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--train-path", default="train")
+    # the time-to-98.5% run is recipe gpu (utils/config.py); these flags override it
+    p.add_argument("--epochs", type=int, help="epochs of the time-to-98.5%% run (recipe gpu: 30; 0 skips the run)")
+    p.add_argument("--model", help="model of the time-to-98.5%% run (recipe gpu: fullres_cnn_x8_pool_first)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--robust", type=float, help="robust training share (train.py --robust)")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--train-path")
     p.add_argument("--out", default="runs/bench/gpu", help="run folder of the time-to-98.5%% run")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N; cpu only to smoke-test this script")
@@ -92,18 +91,21 @@ def main():
             throughput[f"{model_name}@{bs}"] = round(rate)
             print(f"{model_name:>18} batch {bs:>5}: {rate:>10,.0f} img/s (warm-up {warmup:.1f} s)", flush=True)
     result = {"device": name, "train_img_s": throughput}
-    if args.epochs:
+    config = make_config("gpu", model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         robust=args.robust, label_smoothing=args.label_smoothing, train_path=args.train_path,
+                         test_path="none", compile=args.compile or None, device=str(device), progress=False,
+                         out=args.out)
+    if args.epochs != 0:
         test = load_folder(resolve_split("test"), verbose=False)
-        recipe = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ema=0.999,
-                      tta="flip", robust=args.robust, label_smoothing=args.label_smoothing)
-        chart = TestChart(test, args.model, batch_size=4096, device=str(device))
-        r = train(make_config(train_path=args.train_path, test_path="none", compile=args.compile, device=str(device),
-                              progress=False, out=args.out, **recipe), on_epoch=chart)
+        chart = TestChart(test, config.model, batch_size=4096, device=str(device))
+        r = train(config, on_epoch=chart)
         reached = [c["seconds"] for c in chart.points if c["test_accuracy"] >= TARGET]
         best = r["best_val"]["epoch"]  # the checkpoint kept: chosen on validation
-        result.update(recipe=recipe, chart=chart.points, best_val=r["best_val"]["accuracy"], best_epoch=best,
+        result.update(recipe="gpu", config={k: getattr(config, k) for k in ("model", "epochs", "batch_size", "lr",
+                                                                               "robust", "label_smoothing")},
+                      chart=chart.points, best_val=r["best_val"]["accuracy"], best_epoch=best,
                       test_acc_of_best=chart.points[best - 1]["test_accuracy"], precision=r["precision"],
-                      time_to_985_s=reached[0] if reached else None)
+                      provenance=r["provenance"], time_to_985_s=reached[0] if reached else None)
     print(json.dumps(result))
     return 0
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data import Batches, DataError, load_folder
+from data import DataError, load_folder
 from data.degradations import DEGRADATIONS, TEST_COPIES, down_up, jpeg, robust_augment
 from data.perturbed import build_perturbed_split, build_perturbed_splits
 from models import ImageClassifier, build_model, count_parameters, fit_temperature, loss_function
@@ -16,7 +16,12 @@ from models.whitening import first_conv, patch_whitening_filters, whiten_first_c
 from tests.conftest import synthetic_image, write_split
 from tests.test_pipeline import cli
 from utils.checkpoint import load_checkpoint, load_classifier
-from utils.training import channel_stats, choose_precision, epochs_for_budget, make_config, replan_epochs, train, update_ema
+from utils.budget import epochs_for_budget, replan_epochs
+from utils.config import make_config
+from utils.precision import choose_precision
+from utils.train_loop import update_ema
+from utils.training_data import channel_stats
+from utils.training import train
 
 
 def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
@@ -81,16 +86,16 @@ def test_tta_modes_average_the_views_they_name():
 
 
 def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
-    import utils.training as training
+    import utils.precision as precision
     model = ImageClassifier(build_model("fullres_cnn"), [0.5] * 3, [0.25] * 3)
     batch = (torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 2, (8,)))
     messages = []
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     ctx, scaler = choose_precision(make_config(), torch.device("cpu"), model, loss_function(2), batch, messages.append)
     assert not ctx._enabled and scaler is None and "fp32" in messages[-1]
     # native bf16 claimed: the choice is measured, and the weights are left as they were
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     choose_precision(make_config(), torch.device("cpu"), model, loss_function(2), batch, messages.append)
     assert "measured" in messages[-1]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -272,11 +277,12 @@ def test_replan_after_the_first_epoch_fits_what_is_left_of_the_margin():
 
 
 def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, tmp_path, monkeypatch, capsys):
-    import utils.training as training
+    import utils.budget as budget
+    import utils.train_loop as train_loop
     # a machine where a training step takes 0.5 s: 6 s at 85% over 6 steps of 16 images (86 training images),
     # and where the first epoch then uses the whole budget
-    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.5)
-    monkeypatch.setattr(training, "replan_epochs", lambda *a, **k: 1)
+    monkeypatch.setattr(budget, "step_seconds", lambda *a, **k: 0.5)
+    monkeypatch.setattr(train_loop, "replan_epochs", lambda *a, **k: 1)
     run = dict(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
                budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
     r = train(**run)
@@ -285,15 +291,15 @@ def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, 
                      capsys.readouterr().err)
     assert len(r["history"]) == 1
     assert load_checkpoint(r["checkpoint"])["config"]["epochs"] == 1
-    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.05)  # now 1/10 as long: 10+ epochs would fit
+    monkeypatch.setattr(budget, "step_seconds", lambda *a, **k: 0.05)  # now 1/10 as long: 10+ epochs would fit
     r = train(**run, resume=True)
     assert len(r["history"]) == 1  # the run was planned as one epoch, and that epoch is done
 
 
 def test_a_time_budget_is_replanned_from_the_first_epoch(tiny_split, tmp_path, monkeypatch, capsys):
-    import utils.training as training
+    import utils.budget as budget
     # the probe says 50 ms a step: 5.1 s over epochs of 0.3 s of steps plus a validation of a few milliseconds
-    monkeypatch.setattr(training, "_step_seconds", lambda *a, **k: 0.05)
+    monkeypatch.setattr(budget, "step_seconds", lambda *a, **k: 0.05)
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
               budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
     err = capsys.readouterr().err

@@ -8,7 +8,8 @@ from tests.conftest import write_split
 from utils.checkpoint import load_checkpoint
 from utils.inference import evaluate, predict
 from utils.metrics import classification_metrics
-from utils.training import train, tune_threshold
+from utils.calibration import tune_threshold
+from utils.training import train
 
 
 def test_balanced_losses_weight_the_minority():

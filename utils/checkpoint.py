@@ -16,14 +16,15 @@ class CheckpointError(UserError):
     """The file is missing, not a checkpoint, or unsafe; the message says which."""
 
 
-def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch) -> dict:
+def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch,
+                    provenance=None) -> dict:
     return {
         "format": FORMAT, "version": VERSION, "model_name": model_name, "classes": list(classes),
         "positive_class": classes[1] if len(classes) == 2 else None, "image_size": image_size,
         "normalization": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config, "val_metrics": val_metrics, "epoch": epoch,
-        "temperature": float(model.temperature), "tta": model.tta,
+        "temperature": float(model.temperature), "tta": model.tta, "provenance": provenance,
     }
 
 
@@ -58,17 +59,25 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return ck
 
 
-def model_from_checkpoint(ck: dict, device="cpu") -> ImageClassifier:
-    net = build_model(ck["model_name"], len(ck["classes"]))
-    norm = ck["normalization"]
-    model = ImageClassifier(net, norm["mean"], norm["std"])
-    model.load_state_dict(ck["state_dict"])
-    model.temperature.fill_(float(ck.get("temperature", 1.0)))
-    model.tta = ck.get("tta") or ("flip" if ck.get("flip_tta") else "none")  # flip_tta: checkpoints before TTA modes
+def model_from_checkpoint(ck: dict, device="cpu", source="checkpoint") -> ImageClassifier:
+    """The model a checkpoint dict describes; a dict that does not describe one is a CheckpointError naming
+    `source` (an unknown model name, missing keys, weights that do not fit the model)."""
+    try:
+        net = build_model(ck["model_name"], len(ck["classes"]))
+        norm = ck["normalization"]
+        model = ImageClassifier(net, norm["mean"], norm["std"])
+        model.load_state_dict(ck["state_dict"])
+        model.temperature.fill_(float(ck.get("temperature", 1.0)))
+        model.tta = ck.get("tta") or ("flip" if ck.get("flip_tta") else "none")  # flip_tta: before TTA modes
+    except KeyError as e:
+        raise CheckpointError(f"{source}: incomplete checkpoint: no {e} entry") from None
+    except (ValueError, RuntimeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{source}: its weights do not make a model here ({first[:300]})") from None
     return model.to(device).eval()
 
 
 def load_classifier(path, device="cpu"):
     """-> (model in eval mode on `device`, checkpoint dict)."""
     ck = load_checkpoint(path)
-    return model_from_checkpoint(ck, device), ck
+    return model_from_checkpoint(ck, device, source=path), ck

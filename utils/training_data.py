@@ -1,0 +1,58 @@
+"""The data a training run sees: the training part of a folder (gathered into RAM, or onto the GPU) and its
+seeded validation part, with the per-channel statistics the model normalises by."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data import DataError, load_folder, resolve_split, split_train_val
+from utils import distributed
+
+
+@dataclass
+class TrainingData:
+    """The training part (in RAM, or on the GPU) and the seeded validation part of a training folder."""
+    root: Path
+    classes: list
+    train_images: torch.Tensor
+    train_labels: np.ndarray
+    val_images: torch.Tensor
+    val_labels: np.ndarray
+    mean: list
+    std: list
+
+
+def channel_stats(images: np.ndarray, chunk=8192):
+    """Per-channel mean and std of uint8 images (N, 3, H, W), on the 0..1 scale."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for s in range(0, len(images), chunk):
+        x = np.asarray(images[s:s + chunk], dtype=np.float64) / 255.0
+        total += x.sum(axis=(0, 2, 3))
+        total_sq += (x * x).sum(axis=(0, 2, 3))
+    count = len(images) * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return mean.tolist(), std.tolist()
+
+
+def load_training_data(config, device, verbose) -> TrainingData:
+    with distributed.main_first():  # rank 0 builds the cache, the others memory-map it
+        folder = load_folder(resolve_split(config.train_path), verbose=verbose)
+    if len(folder.classes) < 2:
+        raise DataError(f"{folder.root}: training needs at least two class folders, found {folder.classes}")
+    train_idx, val_idx = split_train_val(folder.labels, config.val_fraction, config.seed)
+    if config.max_train_images and config.max_train_images < len(train_idx):
+        rng = np.random.default_rng(config.seed + 1)
+        train_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
+    if len(val_idx) == 0:
+        raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
+    # Gathered once into RAM: random access into the training part is then a plain tensor index.
+    train_images = torch.from_numpy(np.ascontiguousarray(folder.images[train_idx]))
+    mean, std = channel_stats(train_images.numpy())
+    if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
+        train_images = train_images.to(device)
+    return TrainingData(folder.root, folder.classes, train_images, folder.labels[train_idx],
+                        torch.from_numpy(np.ascontiguousarray(folder.images[val_idx])), folder.labels[val_idx],
+                        mean, std)
