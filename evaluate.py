@@ -7,12 +7,15 @@ A folder holding one class only (say, fakes from another generator) gets its det
 """
 import argparse
 import json
+import sys
 
 from models import TTA_MODES
 from utils import cli
+from utils.calibration import refit_temperature
 from utils.checkpoint import load_classifier
 from utils.inference import evaluate, robustness, select_device, validation_robustness
 from utils.metrics import format_metrics, format_robustness
+from utils.provenance import describe
 
 
 def main(argv=None):
@@ -32,7 +35,9 @@ def main(argv=None):
     p.add_argument("--validation", action="store_true",
                    help="with --robustness: the checkpoint's own validation images instead of a test split, each "
                         "degradation applied in memory (compare robust-training settings here, not on test)")
-    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation instead of the checkpoint's own")
+    p.add_argument("--tta", choices=TTA_MODES,
+                   help="test-time augmentation instead of the checkpoint's own; the temperature is refitted for it "
+                        "on the checkpoint's validation split (or the scores are said to be uncalibrated)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
     if args.validation and not args.robustness:
@@ -41,15 +46,20 @@ def main(argv=None):
     model, ck = load_classifier(args.checkpoint, device)
     if args.tta:
         model.tta = args.tta
+        said = refit_temperature(model, ck, device)  # the checkpoint's temperature was fitted for its own views
+        if said:
+            print(said, file=sys.stderr)
     if args.robustness:
         if args.validation:
             where, rows = "validation", validation_robustness((model, ck), args.batch_size, device)
         else:
             where, rows = args.test_path, robustness((model, ck), args.test_path, args.batch_size, device)
-        print(json.dumps({"test_path": where, "robustness": rows}) if args.json else format_robustness(rows))
+        print(json.dumps({"test_path": where, "robustness": rows, "provenance": ck.get("provenance")}) if args.json
+              else format_robustness(rows) + "\ncheckpoint: " + describe(ck.get("provenance")))
         return 0
     metrics = evaluate((model, ck), args.test_path, args.batch_size, device, jpeg_quality=args.jpeg_quality)
-    print(json.dumps(metrics) if args.json else format_metrics(metrics))
+    metrics["provenance"] = ck.get("provenance")
+    print(json.dumps(metrics) if args.json else format_metrics(metrics) + "\ncheckpoint: " + describe(metrics["provenance"]))
 
 
 if __name__ == "__main__":

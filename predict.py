@@ -5,13 +5,18 @@
 One line per file: path, label, probability. For two classes the probability is P(positive class) (FAKE, or
 EDITED; REAL is negative) whatever the label; for more classes it is that of the predicted label, followed
 by every class's probability (REAL=... EDITED=... FAKE=...). Probabilities are calibrated on the validation
-split (temperature scaling); a verdict whose probability is under 0.75 is marked "uncertain".
+split (temperature scaling). A verdict is marked "uncertain" near its decision boundary: for two classes when
+P(positive) lies in the half of its side of the cut nearest to it (0.25-0.75 for the usual cut at 0.5; with a
+threshold t tuned on validation, t/2 to (1+t)/2); for more classes when the chosen class is under 0.75.
+In folders, files without an image extension (.xmp, .txt, .json sidecars) are skipped and counted.
 Any size or mode is accepted and prepared as in training. A file that cannot be read gets an error line and
 the run goes on. Exit 0: every file classified; 1: some could not be read; 2: usage error (bad checkpoint...).
 """
 import argparse
+import collections
 import json
 import sys
+from pathlib import Path
 
 from utils import cli
 
@@ -42,12 +47,17 @@ def main(argv=None):
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
     failed = total = 0
+    skipped = collections.Counter()  # by extension
     for r in results:
         total += 1
         if "error" in r:
             failed += 1
+        if "skipped" in r:
+            skipped[Path(r["path"]).suffix.lower() or "(none)"] += 1
         if args.json:
             print(json.dumps(r), flush=True)
+        elif "skipped" in r:
+            continue  # counted below
         elif "error" in r:
             print(f"{r['path']}\tERROR\t{r['error']}", flush=True)
         elif len(classes) == 2:
@@ -57,7 +67,10 @@ def main(argv=None):
             probs = " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
             print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}\t{probs}" + ("\tuncertain" if r["uncertain"] else ""),
                   flush=True)
-    print(f"{total} files: {total - failed} classified, {failed} failed", file=sys.stderr)
+    n_skipped = sum(skipped.values())
+    print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
+          + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"
+             if n_skipped else ""), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -66,13 +66,17 @@ class Batches:
         self.epoch += 1
         n = len(self.labels)
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        # every rank draws the same order, but its own augmentation (rank 0 continues the order's generator, so a
+        # single process draws what it always did)
+        aug_gen = gen if self.rank == 0 else torch.Generator().manual_seed(
+            (self.seed * 100_003 + self.epoch) * 1_000 + self.rank)
         for idx in self.batch_indices(order):
             if self.shuffle:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
             x = self.images[idx].to(self.device, non_blocking=True)
             y = self.labels[idx].to(self.device, non_blocking=True)
             if self.augments:
-                x = self.augment(x, gen)
+                x = self.augment(x, aug_gen)
             yield x, y
 
     def augment(self, x, gen):

@@ -89,15 +89,17 @@ class ImageClassifier(nn.Module):
             raise ValueError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
         self._tta = mode
 
-    def forward(self, images):
+    def forward(self, images, tta=None):
+        """`tta`: the views to average in eval mode, for this call only (default: the model's own setting)."""
+        tta = self.tta if tta is None else tta
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         logits = self.net(x)
-        if self.tta != "none" and not self.training:
+        if tta != "none" and not self.training:
             logits = (logits + self.net(x.flip(3))) / 2
-            if self.tta == "flip-shift":
+            if tta == "flip-shift":
                 padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
                 shifted = [v.contiguous(memory_format=torch.channels_last)
                            for v in (padded[:, :, 2:, 2:], padded[:, :, :-2, :-2])]

@@ -5,6 +5,8 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
+from models import ImageClassifier
+
 
 def last_conv_layer(model: nn.Module) -> nn.Module:
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
@@ -14,25 +16,29 @@ def last_conv_layer(model: nn.Module) -> nn.Module:
 
 
 class _ClassLogits(nn.Module):
-    """One logit per class, so that a single-logit binary model can be explained for either class."""
+    """One logit per class, so that a single-logit binary model can be explained for either class. The plain
+    view only: with test-time augmentation the layer would record the last augmented view (a mirrored image),
+    and its map would be mirrored too."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, x):
-        logits = self.model(x)
+        logits = self.model(x, tta="none") if isinstance(self.model, ImageClassifier) else self.model(x)
         return torch.cat([-logits, logits], dim=1) if logits.shape[1] == 1 else logits
 
 
 def gradcam(model: nn.Module, images, target=None) -> tuple:
-    """-> (heatmaps (N, H, W) in 0..1, the explained class per image: by default the predicted one)."""
+    """-> (heatmaps (N, H, W) in 0..1, the explained class per image: by default the predicted one), computed
+    on the model's own device (it is not moved)."""
     model.eval()
-    x = torch.as_tensor(np.asarray(images))
+    device = next(model.parameters()).device
+    x = torch.as_tensor(np.asarray(images)).to(device)
     wrapped = _ClassLogits(model)
     with torch.no_grad():
         predicted = wrapped(x).argmax(1)
-    target = predicted if target is None else torch.as_tensor(target).expand(len(x))
+    target = predicted if target is None else torch.as_tensor(target, device=device).expand(len(x))
     layer_cam = LayerGradCam(wrapped, last_conv_layer(model))
     with torch.enable_grad():
         cam = layer_cam.attribute(x.float() if x.dtype != torch.uint8 else x, target=target,
@@ -40,4 +46,4 @@ def gradcam(model: nn.Module, images, target=None) -> tuple:
         cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")
     cam = cam.detach().squeeze(1)
     peak = cam.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
-    return (cam / peak).numpy(), target.numpy()
+    return (cam / peak).cpu().numpy(), target.cpu().numpy()

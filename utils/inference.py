@@ -1,4 +1,5 @@
 """Evaluation and prediction: running a model over cached images or over arbitrary files."""
+import copy
 import time
 from pathlib import Path
 
@@ -16,16 +17,27 @@ from utils.prediction import predict_files
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else is passed to torch as is."""
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else must name a device this machine has
+    (a DataError otherwise: one line for the user, not a traceback)."""
     if name in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise DataError(f"--device {name}: not a device name ({str(e).splitlines()[0]}); use auto, cpu, cuda, "
+                        "cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DataError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DataError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DataError(f"--device {name}: Apple's MPS is not available on this machine")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DataError(f"--device {name}: not supported here; use auto, cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -64,11 +76,15 @@ def map_labels(folder_classes, model_classes, where) -> np.ndarray:
 
 
 def _classifier(checkpoint, device):
-    """A checkpoint path, or an already loaded (model, checkpoint dict) pair."""
+    """A checkpoint path, or an already loaded (model, checkpoint dict) pair. The caller's model is never
+    moved: on another device, a copy is."""
     if isinstance(checkpoint, (str, Path)):
         return load_classifier(checkpoint, device)
     model, ck = checkpoint
-    return model.to(device), ck
+    where, asked = next(model.parameters()).device, torch.device(device)
+    if where.type != asked.type or (asked.index is not None and where.index != asked.index):
+        model = copy.deepcopy(model).to(device)
+    return model, ck
 
 
 def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto", verbose=True, jpeg_quality=None):
@@ -184,8 +200,8 @@ def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> 
 
 
 def predict(checkpoint, paths, batch_size=None, device="auto", progress=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}
-    (see `utils.prediction.predict_files`)."""
+    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
+    or {path, skipped} (see `utils.prediction.predict_files`)."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
 
@@ -193,4 +209,4 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False):
         probs = probabilities(run_model(model, torch.from_numpy(images), batch_size, device))
         return probs.numpy(), decide(probs, ck.get("threshold")).numpy()
 
-    yield from predict_files(score, ck["classes"], paths, progress=progress)
+    yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"))

@@ -97,7 +97,9 @@ class OnnxClassifier:
 
     def predict(self, paths, batch_size=None, progress=False):
         """As `utils.inference.predict`, with this model (`batch_size`: files read and scored at once)."""
-        yield from predict_files(self.score, self.classes, paths, batch_size, progress)
+        threshold = self.metadata.get("threshold")
+        yield from predict_files(self.score, self.classes, paths, batch_size, progress,
+                                 None if threshold in (None, "None") else float(threshold))
 
 
 def max_difference(classifier, onnx_model, n=256, seed=0) -> float:

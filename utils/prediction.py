@@ -11,30 +11,47 @@ from data.images import ImageError, load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 FILES_AT_ONCE = 256  # files read and handed to `score` together
-UNCERTAIN_BELOW = 0.75  # a verdict whose calibrated probability is under this is flagged "uncertain"
+UNCERTAIN_BELOW = 0.75  # with 3+ classes, a verdict whose calibrated probability is under this is "uncertain"
+
+
+def is_uncertain(probs, threshold=None) -> bool:
+    """Whether a verdict is uncertain, from the decision rule that made it. Two classes, decided by
+    P(positive) >= t (t = 0.5 unless one was tuned on validation): uncertain when P(positive) lies in the half
+    of its side of the cut nearest to it, t/2 < P < (1 + t)/2 (at t = 0.5: the chosen class's probability under
+    0.75). More classes (argmax): the chosen class's probability under UNCERTAIN_BELOW."""
+    probs = np.asarray(probs)
+    if len(probs) == 2:
+        t = 0.5 if threshold is None else float(threshold)
+        return bool(t / 2 < probs[1] < (1 + t) / 2)
+    return bool(probs.max() < UNCERTAIN_BELOW)
 
 
 def expand_paths(paths):
-    """Files as given; folders recursively (sorted, hidden entries left out). Missing paths are kept so that
-    they are reported, not silently dropped."""
+    """Yield (path, reason it is skipped or None). A path named explicitly is always tried, so a wrong one gets
+    its error (a missing path is reported, not dropped). In folders (recursive, sorted, hidden entries left
+    out) files without an image extension (sidecars: .xmp, .txt, .json, ...) are skipped, with that reason."""
     for p in paths:
         p = Path(p)
         if p.is_dir() and p.suffix.lower() not in IMAGE_SUFFIXES:
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
-                    if not name.startswith("."):
-                        yield Path(dirpath) / name
+                    if name.startswith("."):
+                        continue
+                    path = Path(dirpath) / name
+                    yield path, (None if path.suffix.lower() in IMAGE_SUFFIXES
+                                 else f"not an image by its extension ({path.suffix or 'none'})")
         else:
-            yield p  # a file, a missing path, or a directory named like an image: load_image says what is wrong
+            yield p, None  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
-def predict_files(score, classes, paths, batch_size=None, progress=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} or {path, error}.
+def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None):
+    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
+    (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
     `score(images)` takes uint8 (N, 3, 32, 32) arrays and returns (probabilities (N, C), class indices (N,)).
     `probability` is that of the positive class for two classes, else that of the predicted class;
-    `uncertain` is true when the chosen class's (calibrated) probability is below UNCERTAIN_BELOW."""
+    `uncertain` follows `is_uncertain` with the model's decision `threshold`."""
     files = list(expand_paths(paths))
     batch_size = batch_size or FILES_AT_ONCE
     bar = None
@@ -44,7 +61,10 @@ def predict_files(score, classes, paths, batch_size=None, progress=False):
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         results, arrays, slots = [], [], []
-        for path in chunk:
+        for path, skip in chunk:
+            if skip:
+                results.append({"path": str(path), "skipped": skip})
+                continue
             try:
                 array, _ = load_image(path)
                 slots.append(len(results))
@@ -59,7 +79,7 @@ def predict_files(score, classes, paths, batch_size=None, progress=False):
                     label=classes[k],
                     probability=float(p[1]) if len(classes) == 2 else float(p[k]),
                     probabilities={c: float(v) for c, v in zip(classes, p)},
-                    uncertain=bool(p[k] < UNCERTAIN_BELOW))
+                    uncertain=is_uncertain(p, threshold))
         if bar:
             bar.update(len(chunk))
         yield from results
