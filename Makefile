@@ -24,9 +24,9 @@ test: setup
 notebook: setup
 	$(BIN)/jupyter lab optim_visualizer.ipynb
 
-# the seed's pipeline against ours (3 min); accuracy against time for each model and recipe (about 65 min
-# on 2 cores: a 2-minute run, three runs of an 18-minute budget each, the robustness tables); GPU figures
-# (skips without CUDA)
+# the seed's pipeline against ours (3 min); accuracy against time for each recipe (over an hour on 2 cores:
+# recipe fast on three seeds, three runs of an 18-minute budget, the robustness tables); GPU figures (skips
+# without CUDA)
 bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/time_to_accuracy.py
