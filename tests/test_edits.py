@@ -7,7 +7,8 @@ from PIL import Image
 
 from data import load_folder
 from data.derived import build_derived_splits
-from data.edits import blur_patch, copy_patch, jpeg_resave, random_edit, salt_and_pepper, smooth_patch
+from data.edits import (blur_patch, brightness_contrast, copy_patch, diff_mask, jpeg_resave, random_edit, salt_and_pepper,
+                        smooth_patch)
 from tests.conftest import synthetic_image, write_split
 
 
@@ -86,3 +87,15 @@ def test_a_changed_edit_recipe_rebuilds_the_edited_splits(tmp_path, monkeypatch)
     assert again["seed"] == 99 and again["fingerprint"] != manifest["fingerprint"]
     assert again["images"] != manifest["images"]
     assert len(list((root / "test-real-edited" / "EDITED").iterdir())) == 3
+
+
+def test_diff_mask_recovers_an_edit_through_jpeg_noise():
+    rng = np.random.default_rng(0)
+    photo = jpeg_resave(synthetic_image("REAL", rng), 95)
+    edited = brightness_contrast(photo, [8, 10, 12, 6], brightness=35, contrast=1.0)
+    noisy = jpeg_resave(edited, 95)  # the shipped files are JPEGs: unedited pixels move a little too
+    mask = diff_mask(noisy, photo)
+    truth = np.zeros((32, 32), bool)
+    truth[10:16, 8:20] = True
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.8  # IoU
+    assert not diff_mask(jpeg_resave(photo, 95), photo).any()  # re-encoding alone is no edit

@@ -87,6 +87,32 @@ def classification_metrics(labels, probs, classes, threshold=None) -> dict:
     return out
 
 
+def edit_map_metrics(prob_maps, true_masks, threshold=0.5, min_area=4) -> dict:
+    """How well per-pixel edit maps find the edits. prob_maps (N, H, W) in 0..1, true_masks (N, H, W) bool.
+    On images with an edit (a non-empty true mask): the mean per-image F1 and IoU of the map thresholded at a
+    fixed `threshold` (not a per-image best one) and the ROC-AUC over all their pixels. On the others: the share
+    whose thresholded map covers `min_area` pixels or more (a false map)."""
+    probs = np.asarray(prob_maps, dtype=np.float64).reshape(len(prob_maps), -1)
+    truth = np.asarray(true_masks, dtype=bool).reshape(len(true_masks), -1)
+    predicted = probs >= threshold
+    edited = truth.any(1)
+    tp = (predicted & truth).sum(1)
+    fp = (predicted & ~truth).sum(1)
+    fn = (~predicted & truth).sum(1)
+    out = {"edited_images": int(edited.sum()), "clean_images": int((~edited).sum()), "threshold": threshold,
+           "pixel_f1": None, "pixel_iou": None, "pixel_roc_auc": None, "false_map_rate": None}
+    if edited.any():
+        e = edited
+        out["pixel_f1"] = float(np.mean(2 * tp[e] / (2 * tp[e] + fp[e] + fn[e])))
+        out["pixel_iou"] = float(np.mean(tp[e] / (tp[e] + fp[e] + fn[e])))
+        pixels, labels = probs[e].ravel(), truth[e].ravel()
+        if not labels.all():
+            out["pixel_roc_auc"] = float(skm.roc_auc_score(labels, pixels))
+    if (~edited).any():
+        out["false_map_rate"] = float(np.mean(predicted[~edited].sum(1) >= min_area))
+    return out
+
+
 def _fmt(v):
     if v is None:
         return "n/a"

@@ -1,0 +1,50 @@
+"""On-the-fly edits on batches: seeded, each kind what it says, masks exactly the changed pixels."""
+import pytest
+import torch
+
+from data.synthetic_edits import EDITS, KINDS, edit_batch
+
+
+def _photos(n=64, seed=0):
+    """Smooth random gradients with texture: every edit kind changes them somewhere."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.linspace(0, 1, 32)
+    base = torch.rand(n, 3, 1, 1, generator=g) * 150 + 50 * r.view(1, 1, -1, 1) + 50 * r.view(1, 1, 1, -1)
+    return (base + 20 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 255).to(torch.uint8)
+
+
+def test_edits_are_seeded_and_masks_are_the_changed_pixels():
+    x = _photos()
+    a, mask_a, kinds_a = edit_batch(x, torch.Generator().manual_seed(1))
+    b, mask_b, kinds_b = edit_batch(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and torch.equal(mask_a, mask_b) and torch.equal(kinds_a, kinds_b)
+    c, _, _ = edit_batch(x, torch.Generator().manual_seed(2))
+    assert not torch.equal(a, c)
+    assert torch.equal(mask_a, (a != x).any(1)) and a.dtype == torch.uint8 and a.shape == x.shape
+    assert mask_a.flatten(1).any(1).float().mean() > 0.9  # nearly every image really changed
+    assert set(kinds_a.tolist()) == set(range(len(KINDS)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_stays_in_one_rectangle_and_does_what_it_says(kind):
+    x = _photos(48, seed=3)
+    out = EDITS[kind](x, torch.Generator().manual_seed(4))
+    changed = (out != x).any(1)
+    assert changed.flatten(1).any(1).float().mean() > 0.8
+    for i in range(len(x)):
+        rows, cols = changed[i].any(1).nonzero(), changed[i].any(0).nonzero()
+        if len(rows) == 0:
+            continue
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert h * w < 32 * 32 or kind == "salt_and_pepper"  # local, not the whole image
+        if kind == "salt_and_pepper":
+            assert set(out[i][:, changed[i]].unique().tolist()) <= {0, 255}
+        if kind == "copy_patch":  # the changed pixels hold values found elsewhere in the same image
+            assert torch.isin(out[i][:, changed[i]], x[i]).all()
+
+
+def test_only_the_asked_kinds_are_drawn():
+    _, _, kinds = edit_batch(_photos(32), torch.Generator().manual_seed(0), kinds=("blur_patch",))
+    assert kinds.unique().tolist() == [0]
+    with pytest.raises(ValueError, match="unknown edit kind"):
+        edit_batch(_photos(4), torch.Generator().manual_seed(0), kinds=("sepia",))
