@@ -45,6 +45,13 @@ def parse_args(argv=None):
     p.add_argument("--robust", type=float, metavar="P",
                    help="robust training: each of JPEG re-saving (q 50-95), down/up resizing and blur hits a "
                         "share P of every batch (0: off; e.g. 0.3)")
+    p.add_argument("--synthetic-edits", type=float, metavar="P",
+                   help="edit a share P of the REAL images of every batch on the fly (data/synthetic_edits.py: "
+                        "salt-and-pepper, blurred, smoothed, cloned or brightened patches) and label them EDITED; "
+                        "EDITED joins the classes if the folder has none, and the validation part gets the same "
+                        "share edited once, with a fixed seed (0: off)")
+    p.add_argument("--edit-kinds", metavar="K1,K2",
+                   help="comma-separated kinds for --synthetic-edits (default: all five)")
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")

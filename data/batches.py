@@ -8,6 +8,9 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from .degradations import robust_augment
+from .synthetic_edits import KINDS, edit_some, with_edited_class
+
+VAL_EDIT_SEED = 7919  # the validation part's synthetic edits: fixed, so every epoch and every reader sees the same
 
 
 def split_train_val(labels, val_fraction: float, seed: int):
@@ -26,6 +29,28 @@ def split_train_val(labels, val_fraction: float, seed: int):
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
+def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0):
+    """The one definition of what a run trains and validates on, for training and for whoever re-reads a
+    checkpoint's validation images. -> (classes, train indices, train labels, val images (uint8 tensor), val
+    labels). With `synthetic_edits`, EDITED joins the classes (if the folder lacks it) and that share of the
+    validation part's REAL images is edited once, with a fixed seed (training batches edit theirs on the fly)."""
+    classes, labels = list(folder.classes), np.asarray(folder.labels)
+    if synthetic_edits and "EDITED" not in classes:
+        classes, remap = with_edited_class(classes)
+        labels = remap.numpy()[labels]
+    train_idx, val_idx = split_train_val(labels, val_fraction, seed)
+    if max_train_images and max_train_images < len(train_idx):
+        rng = np.random.default_rng(seed + 1)
+        train_idx = np.sort(rng.choice(train_idx, max_train_images, replace=False))
+    val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
+    val_labels = labels[val_idx]
+    if synthetic_edits:
+        gen = torch.Generator().manual_seed(seed * 100_003 + VAL_EDIT_SEED)
+        val_images, val_labels = edit_some(val_images, val_labels, classes, synthetic_edits, gen, edit_kinds)
+        val_labels = val_labels.numpy()
+    return classes, train_idx, labels[train_idx], val_images, val_labels
+
+
 class Batches:
     """Iterate (uint8 images, int64 labels) batches. Each pass reshuffles with seed + pass number, so a
     run is repeatable and a resumed run sees the same order it would have seen.
@@ -37,12 +62,15 @@ class Batches:
     """
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
-                 crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1):
+                 crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
+                 synthetic_edits=0.0, classes=None, edit_kinds=KINDS):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
         self.robust = robust  # share of each batch hit by each of JPEG re-saving, down/up resizing and blur
+        # share of the REAL images of each batch edited on the fly and relabelled EDITED (`classes` names them)
+        self.synthetic_edits, self.classes, self.edit_kinds = synthetic_edits, classes, edit_kinds
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         if len(self.labels) < world_size:
             raise ValueError(f"{len(self.labels)} images cannot be shared among {world_size} processes")
@@ -75,6 +103,8 @@ class Batches:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
             x = self.images[idx].to(self.device, non_blocking=True)
             y = self.labels[idx].to(self.device, non_blocking=True)
+            if self.synthetic_edits:  # before the augmentation: an edited photo is then shared, resized, ...
+                x, y = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds)
             if self.augments:
                 x = self.augment(x, aug_gen)
             yield x, y

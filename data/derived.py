@@ -121,3 +121,10 @@ def edit_regions(folder) -> list:
         local = [e["region"] for e in edits if e.get("region") and e["region"][2:] != [size, size]]
         out.append(local[0] if local else None)
     return out
+
+
+def edit_kinds(folder) -> list:
+    """Per image of a CachedFolder: the kind of its first edit from the split's manifest.json (salt_and_pepper,
+    blur_patch, ...), or None (no manifest, or not an edited image)."""
+    manifest = read_manifest(folder.root).get("images", {})
+    return [(manifest.get(Path(rel).as_posix(), {}).get("edits") or [{}])[0].get("edit") for rel in folder.files]

@@ -10,9 +10,13 @@ kinds), drawn over wider strengths than the shipped ones, small and faint edits 
 
 `edit_batch(images, gen)` -> (edited images, masks (N, H, W) bool, kinds): a mask is True exactly where the edit
 changed a pixel (in any channel). Everything is drawn from `gen`, so a seeded generator repeats the edits.
+`edit_some` edits a share of the REAL images of a labelled batch and relabels them EDITED (training batches and
+the validation part alike).
 """
 import torch
 from torchvision.transforms.v2 import functional as TF
+
+from .sources import order_classes
 
 KINDS = ("salt_and_pepper", "blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
 
@@ -114,3 +118,26 @@ def edit_batch(images, gen, kinds=KINDS, second_edit=0.3):
                 out = out.index_copy(0, idx, EDITS[kind](out[idx], gen))
     masks = (out != images.cpu()).any(1)
     return out.to(images.device), masks.to(images.device), first
+
+
+EDITED, REAL = "EDITED", "REAL"
+
+
+def with_edited_class(classes):
+    """-> (classes with EDITED among them, in the repo's order: REAL, EDITED, FAKE; index map old -> new)."""
+    new = order_classes(list(classes) + [EDITED])
+    return new, torch.tensor([new.index(c) for c in classes])
+
+
+def edit_some(images, labels, classes, share, gen, kinds=KINDS):
+    """Edit a random share of the images labelled REAL; those an edit really changed are relabelled EDITED.
+    -> (images, labels), new tensors (the inputs are left as they are)."""
+    labels = torch.as_tensor(labels).clone()
+    real, edited = classes.index(REAL), classes.index(EDITED)
+    hit = ((labels.cpu() == real) & (torch.rand(len(labels), generator=gen) < share)).nonzero().squeeze(1)
+    if len(hit) == 0:
+        return images, labels
+    changed, masks, _ = edit_batch(images[hit.to(images.device)], gen, kinds)
+    images = images.index_copy(0, hit.to(images.device), changed)
+    labels[hit[masks.flatten(1).any(1).cpu()].to(labels.device)] = edited
+    return images, labels

@@ -31,3 +31,15 @@ def test_a_perfect_map_and_an_empty_one():
     assert perfect["pixel_f1"] == perfect["pixel_iou"] == perfect["pixel_roc_auc"] == 1.0
     empty = edit_map_metrics(np.zeros((2, 4, 4)), truth)
     assert empty["pixel_f1"] == empty["pixel_iou"] == 0.0 and empty["false_map_rate"] is None
+
+
+def test_edited_recall_by_kind_and_real_false_alarms():
+    from utils.metrics import edited_recall
+    classes = ["REAL", "EDITED", "FAKE"]
+    labels = [1, 1, 1, 1, 0, 0, 0, 0, 2]
+    preds = [1, 0, 1, 1, 0, 1, 0, 0, 1]
+    kinds = ["blur_patch", "blur_patch", "copy_patch", "copy_patch", None, None, None, None, None]
+    r = edited_recall(labels, preds, classes, kinds)
+    assert r["edited_recall_by_kind"] == {"blur_patch": {"recall": 0.5, "n": 2}, "copy_patch": {"recall": 1.0, "n": 2}}
+    assert r["real_called_edited"] == 0.25
+    assert edited_recall([0, 1], [0, 1], ["REAL", "FAKE"], [None, None]) == {}

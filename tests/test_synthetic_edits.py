@@ -48,3 +48,34 @@ def test_only_the_asked_kinds_are_drawn():
     assert kinds.unique().tolist() == [0]
     with pytest.raises(ValueError, match="unknown edit kind"):
         edit_batch(_photos(4), torch.Generator().manual_seed(0), kinds=("sepia",))
+
+
+def test_batches_edit_a_share_of_real_images_and_relabel_them():
+    from data import Batches
+    x = _photos(200, seed=5)
+    labels = torch.tensor([0, 2] * 100)  # REAL, FAKE of classes REAL, EDITED, FAKE
+    b = Batches(x, labels, batch_size=200, shuffle=False, synthetic_edits=0.5, classes=["REAL", "EDITED", "FAKE"])
+    (out, y), = list(b)
+    changed = (out != x).flatten(1).any(1)
+    assert torch.equal(changed, y == 1)  # exactly the edited images are EDITED
+    assert 35 <= int((y == 1).sum()) <= 65 and bool((y[1::2] == 2).all())  # about half the REAL, no FAKE
+
+
+def test_a_run_with_synthetic_edits_trains_three_classes_and_its_validation_part_is_reproducible(tiny_split, tmp_path):
+    from data import load_folder
+    from data.batches import training_split
+    from utils.inference import validation_images
+    from utils.training import train
+    folder = load_folder(tiny_split, verbose=False)
+    first = training_split(folder, 0.2, 0, synthetic_edits=0.5)
+    again = training_split(folder, 0.2, 0, synthetic_edits=0.5)
+    assert first[0] == ["REAL", "EDITED", "FAKE"] and torch.equal(first[3], again[3])
+    assert (first[4] == 1).sum() > 0 and set(first[2].tolist()) == {0, 2}  # edits in validation; train: on the fly
+    r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=2, batch_size=16,
+              synthetic_edits=0.5, val_fraction=0.2, out=str(tmp_path / "run"), progress=False, device="cpu")
+    assert r["classes"] == ["REAL", "EDITED", "FAKE"]
+    from utils.checkpoint import load_checkpoint
+    ck = load_checkpoint(r["checkpoint"])
+    images, labels = validation_images(ck)  # what chose the checkpoint, edits included
+    assert torch.equal(images, first[3]) and labels.tolist() == first[4].tolist()
+    assert ck["val_metrics"]["n"] == len(labels)

@@ -6,13 +6,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, load_folder, resolve_split, split_train_val
+from data import DataError, load_folder, resolve_split
+from data.batches import training_split
+from data.derived import edit_kinds
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
+from data.synthetic_edits import KINDS
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
-from utils.metrics import classification_metrics
+from utils.metrics import classification_metrics, edited_recall
 from utils.prediction import predict_files
 
 
@@ -118,6 +121,8 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
     metrics = classification_metrics(labels, scored["probs"], scored["classes"], scored["threshold"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
+    metrics.update(edited_recall(labels, decide(scored["probs"], scored["threshold"]).numpy(), scored["classes"],
+                                 edit_kinds(folder)))
     if jpeg_quality is not None:
         resaved = predict_folder(checkpoint, test_path, batch_size, device, False, jpeg_quality)
         again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"])
@@ -176,12 +181,13 @@ def validation_robustness(checkpoint, batch_size=None, device="auto") -> list:
 
 def validation_images(ck):
     """-> (uint8 images, labels in the checkpoint's class order) of the checkpoint's own validation split:
-    the seeded part of its training folder that chose its epoch."""
+    the seeded part of its training folder that chose its epoch (with its synthetic edits, if it had any)."""
     config = ck["config"]
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
-    _, val_idx = split_train_val(folder.labels, config["val_fraction"], config["seed"])
-    images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
-    return images, map_labels(folder.classes, ck["classes"], folder.root)[folder.labels[val_idx]]
+    classes, _, _, images, labels = training_split(folder, config["val_fraction"], config["seed"],
+                                                   config.get("synthetic_edits", 0.0),
+                                                   config.get("edit_kinds", ",".join(KINDS)).split(","))
+    return images, map_labels(classes, ck["classes"], folder.root)[np.asarray(labels)]
 
 
 def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:

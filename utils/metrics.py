@@ -87,6 +87,24 @@ def classification_metrics(labels, probs, classes, threshold=None) -> dict:
     return out
 
 
+def edited_recall(labels, predictions, classes, kinds) -> dict:
+    """For a split with EDITED images: the share of EDITED images called EDITED, per kind of edit (`kinds`: per
+    image its first edit's kind from the manifest, or None), and the share of REAL images called EDITED (the
+    false alarms). {} when the classes have no EDITED."""
+    if "EDITED" not in classes:
+        return {}
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    edited = classes.index("EDITED")
+    out = {"edited_recall_by_kind": {}}
+    for kind in sorted({k for k, y in zip(kinds, labels) if k and y == edited}):
+        hit = np.array([k == kind for k in kinds]) & (labels == edited)
+        out["edited_recall_by_kind"][kind] = {"recall": float((predictions[hit] == edited).mean()), "n": int(hit.sum())}
+    if "REAL" in classes and (labels == classes.index("REAL")).any():
+        real = labels == classes.index("REAL")
+        out["real_called_edited"] = float((predictions[real] == edited).mean())
+    return out
+
+
 def edit_map_metrics(prob_maps, true_masks, threshold=0.5, min_area=4) -> dict:
     """How well per-pixel edit maps find the edits. prob_maps (N, H, W) in 0..1, true_masks (N, H, W) bool.
     On images with an edit (a non-empty true mask): the mean per-image F1 and IoU of the map thresholded at a
@@ -147,6 +165,10 @@ def format_metrics(m: dict) -> str:
         lines.append(f"{'test-time aug.':>18}  {m['tta']}")
     if m.get("threshold") is not None:
         lines.append(f"{'threshold':>18}  {m['threshold']:.4f} (tuned on validation)")
+    for kind, v in m.get("edited_recall_by_kind", {}).items():
+        lines.append(f"{'EDITED recall':>18}  {v['recall']:.4f} of {v['n']} {kind}")
+    if m.get("real_called_edited") is not None:
+        lines.append(f"{'REAL called EDITED':>18}  {m['real_called_edited']:.4f}")
     if "jpeg_quality" in m:
         lines.append(f"{'jpeg re-save':>18}  quality {m['jpeg_quality']}: accuracy {m['jpeg_accuracy']:.4f} "
                      f"({m['jpeg_accuracy_change']:+.4f} against the files as they are)")

@@ -120,7 +120,9 @@ class Trainer:
         self.batches = Batches(data.train_images, data.train_labels, config.batch_size, shuffle=True,
                                seed=config.seed, hflip=config.hflip, vflip=config.vflip,
                                crop_padding=config.crop_padding, sharpness=config.sharpness, robust=config.robust,
-                               device=device, rank=distributed.rank(), world_size=self.world)
+                               device=device, rank=distributed.rank(), world_size=self.world,
+                               synthetic_edits=config.synthetic_edits, classes=classes,
+                               edit_kinds=config.edit_kinds.split(","))
         self.optimizer = make_optimizer(model, config, device)
         counts = np.bincount(data.train_labels, minlength=len(classes)) if config.balance else None
         self.loss_fn = loss_function(len(classes), counts, config.label_smoothing)

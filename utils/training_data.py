@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, load_folder, resolve_split, split_train_val
+from data import DataError, load_folder, resolve_split
+from data.batches import training_split
 from utils import distributed
 
 
@@ -40,19 +41,18 @@ def channel_stats(images: np.ndarray, chunk=8192):
 def load_training_data(config, device, verbose) -> TrainingData:
     with distributed.main_first():  # rank 0 builds the cache, the others memory-map it
         folder = load_folder(resolve_split(config.train_path), verbose=verbose)
-    if len(folder.classes) < 2:
+    if len(folder.classes) < 2 and not config.synthetic_edits:
         raise DataError(f"{folder.root}: training needs at least two class folders, found {folder.classes}")
-    train_idx, val_idx = split_train_val(folder.labels, config.val_fraction, config.seed)
-    if config.max_train_images and config.max_train_images < len(train_idx):
-        rng = np.random.default_rng(config.seed + 1)
-        train_idx = np.sort(rng.choice(train_idx, config.max_train_images, replace=False))
-    if len(val_idx) == 0:
+    if config.synthetic_edits and "REAL" not in folder.classes:
+        raise DataError(f"{folder.root}: --synthetic-edits edits REAL photos, and there is no REAL class folder")
+    classes, train_idx, train_labels, val_images, val_labels = training_split(
+        folder, config.val_fraction, config.seed, config.synthetic_edits, config.edit_kinds.split(","),
+        config.max_train_images)
+    if len(val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
     # Gathered once into RAM: random access into the training part is then a plain tensor index.
     train_images = torch.from_numpy(np.ascontiguousarray(folder.images[train_idx]))
     mean, std = channel_stats(train_images.numpy())
     if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
         train_images = train_images.to(device)
-    return TrainingData(folder.root, folder.classes, train_images, folder.labels[train_idx],
-                        torch.from_numpy(np.ascontiguousarray(folder.images[val_idx])), folder.labels[val_idx],
-                        mean, std)
+    return TrainingData(folder.root, classes, train_images, train_labels, val_images, val_labels, mean, std)
