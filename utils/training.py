@@ -76,16 +76,15 @@ def calibrated_best(trainer):
     config = trainer.config
     ck = trainer.checkpoint(trainer.averaged, trainer.best_state)
     ck["epoch"] = trainer.best["epoch"]
-    model = model_from_checkpoint(ck, trainer.device)
     if config.calibrate or config.tune_threshold:
         val_logits = trainer.best_val_logits  # unknown when the best epoch came before a --resume
         if val_logits is None:
-            val_logits = run_model(model, trainer.data.val_images, device=trainer.device)
+            val_logits = run_model(model_from_checkpoint(ck, trainer.device), trainer.data.val_images,
+                                   device=trainer.device)
         calibrate(ck, val_logits, trainer.data.val_labels, config, trainer.log)
-        model = model_from_checkpoint(ck, trainer.device)
         if trainer.main:
             save_checkpoint(ck, trainer.best_path)
-    return model, ck
+    return model_from_checkpoint(ck, trainer.device), ck
 
 
 def report_test(config, model, ck, device, run_dir, log):
