@@ -6,6 +6,8 @@ Recipes are named here only: train.py --recipe NAME, the bench, the notebook and
 import dataclasses
 from dataclasses import dataclass
 
+from data.synthetic_edits import KINDS as EDIT_KINDS
+
 
 @dataclass
 class TrainConfig:
@@ -26,7 +28,7 @@ class TrainConfig:
     sharpness: list = None         # [factor, probability], the seed's RandomAdjustSharpness
     robust: float = 0.0            # robust training: share of each batch hit by each trained degradation
     synthetic_edits: float = 0.0   # share of the REAL images of each batch given a local edit and labelled EDITED
-    edit_kinds: str = "salt_and_pepper,blur_patch,smooth_patch,copy_patch,brightness_contrast"  # comma-separated
+    edit_kinds: str = ",".join(EDIT_KINDS)  # comma-separated kinds for synthetic_edits
     label_smoothing: float = 0.0
     ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
     whiten: bool = False           # start the first convolution as +- the training patches' whitening filters
