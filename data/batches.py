@@ -3,6 +3,9 @@
 Images stay uint8 until the model (which normalises them itself), so a batch costs one gather and a few
 tensor ops; flips, pad-and-crop and the seed's sharpness jitter run on the batch, on whatever device it is on.
 """
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -29,30 +32,64 @@ def split_train_val(labels, val_fraction: float, seed: int):
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0):
+def keep_edits_with_sources(folder, train_idx, val_idx):
+    """Move to validation every REAL photo of the training part whose edited version (an EDITED image of the
+    same file name) is in validation, and every EDITED image whose source is: no photo is seen in training
+    while its edited version (or itself) judges the epochs. REAL and FAKE share file names, so only REAL and
+    EDITED are paired. -> (train indices, validation indices)."""
+    classes = list(folder.classes)
+    if not {"REAL", "EDITED"} <= set(classes):
+        return train_idx, val_idx
+    paired = np.isin(np.asarray(folder.labels), [classes.index("REAL"), classes.index("EDITED")])
+    names = np.array([Path(f).name for f in folder.files])
+    val_names = set(names[val_idx[paired[val_idx]]])
+    move = np.array([paired[i] and names[i] in val_names for i in train_idx], dtype=bool)
+    return train_idx[~move], np.sort(np.concatenate([val_idx, train_idx[move]]))
+
+
+@dataclass
+class Split:
+    """What a run trains and validates on: its classes, the training part's indices into the folder and their
+    labels, and the validation part as tensors (with its synthetic edits, if any) and the masks of the edited
+    pixels of each validation image (all False where nothing was edited or the edit is unknown)."""
+    classes: list
+    train_idx: np.ndarray
+    train_labels: np.ndarray
+    val_images: torch.Tensor
+    val_labels: np.ndarray
+    val_masks: torch.Tensor
+
+
+def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0,
+                   masks=None) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
-    checkpoint's validation images. -> (classes, train indices, train labels, val images (uint8 tensor), val
-    labels). With `synthetic_edits`, EDITED joins the classes (if the folder lacks it) and that share of the
-    validation part's REAL images is edited once, with a fixed seed (training batches edit theirs on the fly)."""
+    checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
+    and that share of the validation part's REAL images is edited once, with a fixed seed (training batches
+    edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks)."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
     if synthetic_edits and "EDITED" not in classes:
         classes, remap = with_edited_class(classes)
         labels = remap.numpy()[labels]
-    train_idx, val_idx = split_train_val(labels, val_fraction, seed)
+    train_idx, val_idx = keep_edits_with_sources(folder, *split_train_val(labels, val_fraction, seed))
     if max_train_images and max_train_images < len(train_idx):
         rng = np.random.default_rng(seed + 1)
         train_idx = np.sort(rng.choice(train_idx, max_train_images, replace=False))
     val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
     val_labels = labels[val_idx]
+    val_masks = (torch.from_numpy(np.asarray(masks)[val_idx]) if masks is not None
+                 else torch.zeros(len(val_idx), *val_images.shape[2:], dtype=torch.bool))
     if synthetic_edits:
         gen = torch.Generator().manual_seed(seed * 100_003 + VAL_EDIT_SEED)
-        val_images, val_labels = edit_some(val_images, val_labels, classes, synthetic_edits, gen, edit_kinds)
+        val_images, val_labels, val_masks = edit_some(val_images, val_labels, classes, synthetic_edits, gen,
+                                                      edit_kinds, val_masks)
         val_labels = val_labels.numpy()
-    return classes, train_idx, labels[train_idx], val_images, val_labels
+    return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks)
 
 
 class Batches:
-    """Iterate (uint8 images, int64 labels) batches. Each pass reshuffles with seed + pass number, so a
+    """Iterate (uint8 images, int64 labels) batches, or with `with_masks` (uint8 images, int64 labels, bool
+    (N, H, W) edit masks): the masks of the images' own edits (`masks`, e.g. the shipped EDITED ones) and of
+    the synthetic ones, moved by the same flips and crops as the images. Each pass reshuffles with seed + pass number, so a
     run is repeatable and a resumed run sees the same order it would have seen.
 
     A pass covers every image exactly once, cut into equal-as-possible batches of at most `batch_size`
@@ -63,7 +100,7 @@ class Batches:
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
                  crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
-                 synthetic_edits=0.0, classes=None, edit_kinds=KINDS):
+                 synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
@@ -71,6 +108,7 @@ class Batches:
         self.robust = robust  # share of each batch hit by each of JPEG re-saving, down/up resizing and blur
         # share of the REAL images of each batch edited on the fly and relabelled EDITED (`classes` names them)
         self.synthetic_edits, self.classes, self.edit_kinds = synthetic_edits, classes, edit_kinds
+        self.masks, self.with_masks = masks, with_masks
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         if len(self.labels) < world_size:
             raise ValueError(f"{len(self.labels)} images cannot be shared among {world_size} processes")
@@ -103,26 +141,35 @@ class Batches:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
             x = self.images[idx].to(self.device, non_blocking=True)
             y = self.labels[idx].to(self.device, non_blocking=True)
+            m = None
+            if self.with_masks:
+                m = (self.masks[idx].to(self.device, non_blocking=True).bool() if self.masks is not None
+                     else torch.zeros(len(idx), *x.shape[2:], dtype=torch.bool, device=self.device))
             if self.synthetic_edits:  # before the augmentation: an edited photo is then shared, resized, ...
-                x, y = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds)
+                x, y, m = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds, m)
             if self.augments:
-                x = self.augment(x, aug_gen)
-            yield x, y
+                x, m = self.augment(x, aug_gen, m)
+            yield (x, y, m) if self.with_masks else (x, y)
 
-    def augment(self, x, gen):
+    def augment(self, x, gen, m=None):
+        """-> (augmented images, their masks moved the same way, or None)."""
         n = x.shape[0]
 
         def coin(p=0.5):
             return (torch.rand(n, generator=gen) < p).to(x.device).view(n, 1, 1, 1)
 
+        def flip(x, m, dim):  # the same coin for an image and its mask
+            c = coin()
+            return torch.where(c, x.flip(dim), x), None if m is None else torch.where(c[:, 0], m.flip(dim - 1), m)
+
         if self.hflip:
-            x = torch.where(coin(), x.flip(3), x)
+            x, m = flip(x, m, 3)
         if self.vflip:
-            x = torch.where(coin(), x.flip(2), x)
+            x, m = flip(x, m, 2)
         if self.sharpness:
             factor, p = self.sharpness
             x = torch.where(coin(p), TF.adjust_sharpness(x, factor), x)
-        if self.robust:
+        if self.robust:  # degrades whole images: an edit stays where it was
             x = robust_augment(x, gen, self.robust)
         if self.crop_padding:
             pad = self.crop_padding
@@ -131,4 +178,6 @@ class Batches:
             dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
             # one shift per batch keeps this a single slice; batches differ, so samples see many shifts
             x = padded[:, :, dy:dy + h, dx:dx + w]
-        return x
+            if m is not None:
+                m = torch.nn.functional.pad(m, (pad, pad, pad, pad))[:, dy:dy + h, dx:dx + w]
+        return x, m

@@ -5,6 +5,11 @@
 - test-3class: REAL (test REAL less all 3,000 sources), EDITED (those 3,000), FAKE (test FAKE)
 - train-3class: REAL (train-real-edited REAL less any photo that also appears edited), EDITED (both shipped
   edited sets, one copy per name), FAKE (train-fake-edited FAKE)
+- train-edits: all of train (REAL, FAKE) + the shipped EDITED (one copy per name): `--recipe edits` trains on it,
+  adding synthetic edits of its REAL photos
+- train-unedited: train less the REAL photos that are sources of shipped EDITED images: a model trained here
+  on synthetic edits alone is scored on the shipped EDITED images, edits another program made of photos it
+  never saw
 Only test photos are sources of test edits, so nothing leaks into training. Each split has a `manifest.json`
 with the fingerprint of the code and seed that made it (a changed recipe rebuilds the split) and every EDITED
 image's source and recipe (edits, regions, parameters).
@@ -18,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from . import edits
+from .images import ImageError, load_image
 from .folders import code_fingerprint, is_fresh, read_manifest, staged_folder, write_manifest
 from .sources import default_data_root
 
@@ -99,15 +105,39 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
     re_dir, fe_dir = root / "train-real-edited", root / "train-fake-edited"
     if (re_dir / "REAL").is_dir() and (fe_dir / "FAKE").is_dir():
         if not is_fresh(root / "train-3class", fingerprint):
-            edited = {}
-            for d in (re_dir / "EDITED", fe_dir / "EDITED"):
-                for n in _files(d):
-                    edited.setdefault(n, d / n)  # one copy per name: the two shipped sets share some
+            edited = _shipped_edited(root)
             real = [(re_dir / "REAL" / n, n) for n in _files(re_dir / "REAL") if n not in edited]
             _write_split(root, "train-3class", {"REAL": real, "FAKE": [(fe_dir / "FAKE" / n, n) for n in _files(fe_dir / "FAKE")],
                                                 "EDITED": [(p, n) for n, p in sorted(edited.items())]}, {}, fingerprint, log)
         done.append("train-3class")
+    done += _build_from_train(root, fingerprint, log)
     return done
+
+
+def _shipped_edited(root: Path) -> dict:
+    """{file name: path} of the shipped EDITED images, one copy per name (the two shipped sets share some)."""
+    edited = {}
+    for d in (root / "train-real-edited" / "EDITED", root / "train-fake-edited" / "EDITED"):
+        for n in _files(d):
+            edited.setdefault(n, d / n)
+    return edited
+
+
+def _build_from_train(root: Path, fingerprint, log) -> list:
+    """train-edits and train-unedited (see the module's docstring), when train and the shipped EDITED exist."""
+    real, fake = root / "train" / "REAL", root / "train" / "FAKE"
+    edited = _shipped_edited(root)
+    if not (real.is_dir() and fake.is_dir() and edited):
+        return []
+    names = ("train-edits", "train-unedited")
+    if not all(is_fresh(root / n, fingerprint) for n in names):
+        fakes = [(fake / n, n) for n in _files(fake)]
+        reals = _files(real)
+        _write_split(root, "train-edits", {"REAL": [(real / n, n) for n in reals], "FAKE": fakes,
+                                           "EDITED": [(p, n) for n, p in sorted(edited.items())]}, {}, fingerprint, log)
+        _write_split(root, "train-unedited", {"REAL": [(real / n, n) for n in reals if n not in edited],
+                                              "FAKE": fakes}, {}, fingerprint, log)
+    return list(names)
 
 
 def edit_regions(folder) -> list:
@@ -128,3 +158,27 @@ def edit_kinds(folder) -> list:
     blur_patch, ...), or None (no manifest, or not an edited image)."""
     manifest = read_manifest(folder.root).get("images", {})
     return [(manifest.get(Path(rel).as_posix(), {}).get("edits") or [{}])[0].get("edit") for rel in folder.files]
+
+
+def edit_masks(folder):
+    """The pixels an edit changed, per image of a CachedFolder -> (masks (N, H, W) bool, known (N,) bool).
+    REAL and FAKE images: nothing changed. EDITED images: where they differ from their source photo by more
+    than edits.DIFF_LEVEL levels (JPEG noise stays under it); the source is the manifest's `source`, else the
+    same-named photo in train/REAL beside the split. `known` is False for an EDITED image whose source is
+    missing or unreadable."""
+    data_root = Path(folder.root).parent
+    manifest = read_manifest(folder.root).get("images", {})
+    n, _, h, w = folder.images.shape
+    masks, known = np.zeros((n, h, w), bool), np.ones(n, bool)
+    if "EDITED" not in folder.classes:
+        return masks, known
+    for i in np.flatnonzero(np.asarray(folder.labels) == folder.classes.index("EDITED")):
+        rel = Path(folder.files[i]).as_posix()
+        source = manifest.get(rel, {}).get("source") or f"train/REAL/{Path(rel).name}"
+        try:
+            array, _ = load_image(data_root / source)
+        except ImageError:
+            known[i] = False
+            continue
+        masks[i] = edits.diff_mask(np.asarray(folder.images[i]).transpose(1, 2, 0), array)
+    return masks, known

@@ -10,8 +10,8 @@ kinds), drawn over wider strengths than the shipped ones, small and faint edits 
 
 `edit_batch(images, gen)` -> (edited images, masks (N, H, W) bool, kinds): a mask is True exactly where the edit
 changed a pixel (in any channel). Everything is drawn from `gen`, so a seeded generator repeats the edits.
-`edit_some` edits a share of the REAL images of a labelled batch and relabels them EDITED (training batches and
-the validation part alike).
+`edit_some` edits a share of the REAL images of a labelled batch, relabels them EDITED and returns their masks
+(training batches and the validation part alike).
 """
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -129,15 +129,19 @@ def with_edited_class(classes):
     return new, torch.tensor([new.index(c) for c in classes])
 
 
-def edit_some(images, labels, classes, share, gen, kinds=KINDS):
+def edit_some(images, labels, classes, share, gen, kinds=KINDS, masks=None):
     """Edit a random share of the images labelled REAL; those an edit really changed are relabelled EDITED.
-    -> (images, labels), new tensors (the inputs are left as they are)."""
+    -> (images, labels, masks): new tensors (the inputs are left as they are); `masks` (N, H, W) bool marks
+    the edited pixels, starting from the given `masks` (e.g. the shipped EDITED images') or from none."""
     labels = torch.as_tensor(labels).clone()
+    n, _, h, w = images.shape
+    masks = torch.zeros(n, h, w, dtype=torch.bool, device=images.device) if masks is None else masks.clone()
     real, edited = classes.index(REAL), classes.index(EDITED)
     hit = ((labels.cpu() == real) & (torch.rand(len(labels), generator=gen) < share)).nonzero().squeeze(1)
     if len(hit) == 0:
-        return images, labels
-    changed, masks, _ = edit_batch(images[hit.to(images.device)], gen, kinds)
+        return images, labels, masks
+    changed, changed_masks, _ = edit_batch(images[hit.to(images.device)], gen, kinds)
     images = images.index_copy(0, hit.to(images.device), changed)
-    labels[hit[masks.flatten(1).any(1).cpu()].to(labels.device)] = edited
-    return images, labels
+    masks = masks.index_copy(0, hit.to(masks.device), changed_masks.to(masks.device))
+    labels[hit[changed_masks.flatten(1).any(1).cpu()].to(labels.device)] = edited
+    return images, labels, masks
