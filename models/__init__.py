@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .edit_map import EditMapNet
 from .fullres_cnn import BASE_WIDTHS, FullResCNN
 from .model import FakeNet
 from .model_2 import FakeNet2
@@ -37,6 +38,10 @@ MODELS = {
     "fullres_cnn_x8_pool_first": _fullres(8, pool_first=True),
     "fullres_cnn_x16_pool_first": _fullres(16, pool_first=True),
     "resnet18": ResNet,  # the CIFAR ResNet-18, sized for a GPU: residual depth against fullres_cnn_x8's width
+    # class logits and a per-pixel edit map (models/edit_map.py); plain, or with noise-residual input channels
+    "edit_map": EditMapNet,
+    "edit_map_srm": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm"),
+    "edit_map_bayar": lambda num_outputs=1: EditMapNet(num_outputs, residual="bayar"),
 }
 
 
@@ -89,22 +94,47 @@ class ImageClassifier(nn.Module):
             raise ValueError(f"unknown test-time augmentation {mode!r}; use one of {', '.join(TTA_MODES)}")
         self._tta = mode
 
-    def forward(self, images, tta=None):
-        """`tta`: the views to average in eval mode, for this call only (default: the model's own setting)."""
+    @property
+    def has_edit_map(self) -> bool:
+        """Whether the network also outputs a per-pixel edit map (`forward(..., with_map=True)`)."""
+        return hasattr(self.net, "forward_with_map")
+
+    def forward(self, images, tta=None, with_map=False):
+        """`tta`: the views to average in eval mode, for this call only (default: the model's own setting).
+        `with_map` (networks with an edit map): -> (logits, map logits (N, 1, H, W)); the map averages the
+        image and its mirror image under any TTA (the shifted views are for the verdict only)."""
         tta = self.tta if tta is None else tta
         x = images.float()
         if images.dtype == torch.uint8:
             x = x / 255.0
         x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
-        logits = self.net(x)
+        net = self.net.forward_with_map if with_map else self.net
+        logits, edit_map = net(x) if with_map else (net(x), None)
         if tta != "none" and not self.training:
-            logits = (logits + self.net(x.flip(3))) / 2
+            if with_map:
+                flipped, flipped_map = net(x.flip(3))
+                edit_map = (edit_map + flipped_map.flip(3)) / 2
+            else:
+                flipped = net(x.flip(3))
+            logits = (logits + flipped) / 2
             if tta == "flip-shift":
                 padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
                 shifted = [v.contiguous(memory_format=torch.channels_last)
                            for v in (padded[:, :, 2:, 2:], padded[:, :, :-2, :-2])]
                 logits = (logits + sum(self.net(v) + self.net(v.flip(3)) for v in shifted) / 4) / 2
-        return logits / self.temperature
+        logits = logits / self.temperature
+        return (logits, edit_map) if with_map else logits
+
+
+def edit_map_loss(map_logits, masks):
+    """Per-pixel BCE plus soft Dice over the whole batch (Dice per image is undefined on the unedited images,
+    whose masks are empty, and those must learn an empty map too)."""
+    logits = map_logits.squeeze(1).float()
+    target = masks.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + dice
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
