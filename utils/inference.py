@@ -8,14 +8,14 @@ import torch
 
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
-from data.derived import edit_kinds
+from data.derived import edit_kinds, edit_masks
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
 from data.synthetic_edits import KINDS
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
-from utils.metrics import classification_metrics, edited_recall
+from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.prediction import predict_files
 
 
@@ -52,20 +52,27 @@ def eval_batch_size(device) -> int:
 
 
 @torch.no_grad()
-def run_model(model, images, batch_size=None, device="cpu") -> torch.Tensor:
+def run_model(model, images, batch_size=None, device="cpu", with_map=False):
     """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch
-    (`batch_size` None: `eval_batch_size(device)`).
+    (`batch_size` None: `eval_batch_size(device)`); with `with_map` (a model with an edit map) -> (logits,
+    edit-map probabilities (N, H, W)).
     Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
     model.eval()
     device = torch.device(device)
     batch_size = batch_size or eval_batch_size(device)
     images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
     images = images[distributed.shard(len(images))]
-    out = [torch.empty(0, 1)]  # for no images; dropped by torch.cat beside real outputs
+    out, maps = [torch.empty(0, 1)], [torch.empty(0, *images.shape[2:])]  # for no images; dropped beside real ones
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device, non_blocking=True)
-        out.append(model(x).float().cpu())
-    return distributed.gather_cat(torch.cat(out[1:] or out))
+        if with_map:
+            logits, edit_map = model(x, with_map=True)
+            maps.append(torch.sigmoid(edit_map.float()).squeeze(1).cpu())
+        else:
+            logits = model(x)
+        out.append(logits.float().cpu())
+    logits = distributed.gather_cat(torch.cat(out[1:] or out))
+    return (logits, distributed.gather_cat(torch.cat(maps[1:] or maps))) if with_map else logits
 
 
 def map_labels(folder_classes, model_classes, where) -> np.ndarray:
@@ -104,9 +111,21 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
         raise DataError(f"{folder.root}: no readable images to evaluate")
     images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
     start = time.perf_counter()
-    probs = probabilities(run_model(model, images, batch_size, device)).numpy()
-    return dict(folder=folder, labels=labels, probs=probs, classes=ck["classes"],
-                threshold=ck.get("threshold"), seconds=time.perf_counter() - start)
+    logits, maps = (run_model(model, images, batch_size, device, with_map=True) if model.has_edit_map
+                    else (run_model(model, images, batch_size, device), None))
+    return dict(folder=folder, labels=labels, probs=probabilities(logits).numpy(), classes=ck["classes"],
+                threshold=ck.get("threshold"), seconds=time.perf_counter() - start,
+                maps=None if maps is None else maps.numpy())
+
+
+def folder_edit_map_metrics(folder, maps) -> dict:
+    """`utils.metrics.edit_map_metrics` of a folder's predicted maps: against the true masks on EDITED images
+    whose source photo is found and whose edit changed pixels, and as false maps on REAL and FAKE images."""
+    masks, known = edit_masks(folder)
+    if "EDITED" in folder.classes:
+        edited = np.asarray(folder.labels) == folder.classes.index("EDITED")
+        known &= ~edited | masks.any((1, 2))  # an edit JPEG noise hides changes no pixel: nothing to find
+    return edit_map_metrics(maps[known], masks[known])
 
 
 def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbose=True, jpeg_quality=None) -> dict:
@@ -123,6 +142,8 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
     metrics.update(edited_recall(labels, decide(scored["probs"], scored["threshold"]).numpy(), scored["classes"],
                                  edit_kinds(folder)))
+    if scored["maps"] is not None:
+        metrics["edit_map"] = folder_edit_map_metrics(folder, scored["maps"])
     if jpeg_quality is not None:
         resaved = predict_folder(checkpoint, test_path, batch_size, device, False, jpeg_quality)
         again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"])
@@ -184,10 +205,9 @@ def validation_images(ck):
     the seeded part of its training folder that chose its epoch (with its synthetic edits, if it had any)."""
     config = ck["config"]
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
-    classes, _, _, images, labels = training_split(folder, config["val_fraction"], config["seed"],
-                                                   config.get("synthetic_edits", 0.0),
-                                                   config.get("edit_kinds", ",".join(KINDS)).split(","))
-    return images, map_labels(classes, ck["classes"], folder.root)[np.asarray(labels)]
+    split = training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
+                           config.get("edit_kinds", ",".join(KINDS)).split(","))
+    return split.val_images, map_labels(split.classes, ck["classes"], folder.root)[np.asarray(split.val_labels)]
 
 
 def random_examples(labels, cls: int, n: int, seed: int = 0) -> list:
@@ -205,14 +225,24 @@ def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> 
     return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
 
-def predict(checkpoint, paths, batch_size=None, device="auto", progress=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
-    or {path, skipped} (see `utils.prediction.predict_files`)."""
+def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, masks_dir=None):
+    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} (with an edit
+    map: also edit_box, edit_area, and with `masks_dir` the map's PNG as mask), {path, error} or {path, skipped}
+    (see `utils.prediction.predict_files`)."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
+    if masks_dir is not None and not model.has_edit_map:
+        raise DataError(f"{ck['model_name']} has no edit map to write (models with one: edit_map, edit_map_srm, "
+                        "edit_map_bayar)")
 
     def score(images):
-        probs = probabilities(run_model(model, torch.from_numpy(images), batch_size, device))
-        return probs.numpy(), decide(probs, ck.get("threshold")).numpy()
+        if model.has_edit_map:
+            logits, maps = run_model(model, torch.from_numpy(images), batch_size, device, with_map=True)
+        else:
+            logits, maps = run_model(model, torch.from_numpy(images), batch_size, device), None
+        probs = probabilities(logits)
+        decisions = decide(probs, ck.get("threshold")).numpy()
+        return (probs.numpy(), decisions) if maps is None else (probs.numpy(), decisions, maps.numpy())
 
-    yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"))
+    yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"),
+                             masks_dir=masks_dir)

@@ -38,7 +38,8 @@ def classification_metrics(labels, probs, classes, threshold=None) -> dict:
     """labels (N,) int, probs (N, C) -> dict of plain floats/lists (JSON- and checkpoint-safe).
 
     Binary: precision/recall/F1 of the positive class (classes[1]); more classes: macro averages.
-    A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval.
+    A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval; a set
+    holding two of a model's 3+ classes, the ROC-AUC of the later class's probability within the pair.
     `threshold`: for two classes, P(positive) >= threshold decides (see models.decide).
     """
     from models import decide
@@ -78,6 +79,9 @@ def classification_metrics(labels, probs, classes, threshold=None) -> dict:
             out["roc_auc"] = float(skm.roc_auc_score(labels, probs[:, 1]))
         elif len(present) == n_classes:
             out["roc_auc"] = float(skm.roc_auc_score(labels, probs, multi_class="ovr"))
+        elif len(present) == 2:  # two of a model's classes (REAL vs EDITED): the later one's share of the pair
+            a, b = present
+            out["roc_auc"] = float(skm.roc_auc_score(labels == b, probs[:, b] / (probs[:, a] + probs[:, b]).clip(1e-12)))
     if len(present) == 1:  # e.g. a folder of fakes from another generator
         c = present[0]
         hits = int(cm[c, c])
@@ -118,6 +122,7 @@ def edit_map_metrics(prob_maps, true_masks, threshold=0.5, min_area=4) -> dict:
     fp = (predicted & ~truth).sum(1)
     fn = (~predicted & truth).sum(1)
     out = {"edited_images": int(edited.sum()), "clean_images": int((~edited).sum()), "threshold": threshold,
+           "min_area": min_area,
            "pixel_f1": None, "pixel_iou": None, "pixel_roc_auc": None, "false_map_rate": None}
     if edited.any():
         e = edited
@@ -169,6 +174,12 @@ def format_metrics(m: dict) -> str:
         lines.append(f"{'EDITED recall':>18}  {v['recall']:.4f} of {v['n']} {kind}")
     if m.get("real_called_edited") is not None:
         lines.append(f"{'REAL called EDITED':>18}  {m['real_called_edited']:.4f}")
+    if m.get("edit_map"):
+        e = m["edit_map"]
+        lines.append(f"{'edit map':>18}  pixel F1 {_fmt(e['pixel_f1'])}, IoU {_fmt(e['pixel_iou'])}, pixel ROC-AUC "
+                     f"{_fmt(e['pixel_roc_auc'])} on {e['edited_images']} EDITED images (threshold {e['threshold']})")
+        lines.append(f"{'false maps':>18}  {_fmt(e['false_map_rate'])} of {e['clean_images']} REAL and FAKE images "
+                     f"(a map of {e['min_area']}+ pixels)")
     if "jpeg_quality" in m:
         lines.append(f"{'jpeg re-save':>18}  quality {m['jpeg_quality']}: accuracy {m['jpeg_accuracy']:.4f} "
                      f"({m['jpeg_accuracy_change']:+.4f} against the files as they are)")

@@ -15,13 +15,14 @@ from tqdm import tqdm
 
 from data import Batches, DataError
 from data.images import IMAGE_SIZE
-from models import ImageClassifier, build_model, count_parameters, decide, loss_function, probabilities
+from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
+                    probabilities)
 from models.whitening import whiten_first_conv
 from utils import distributed
 from utils.budget import plan_epochs, replan_epochs
 from utils.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from utils.inference import run_model
-from utils.metrics import classification_metrics
+from utils.metrics import classification_metrics, edit_map_metrics
 from utils.precision import choose_precision, precision_name
 from utils.provenance import provenance
 from utils.training_data import TrainingData
@@ -71,12 +72,19 @@ def make_scheduler(optimizer, config, steps_per_epoch, steps_done=0):
     return scheduler
 
 
-def validate(model, images, labels, classes, loss_fn, device):
-    """-> (metrics, logits): the logits are kept for calibrating the best epoch without scoring it again."""
-    logits = run_model(model, images, device=device)
+def validate(model, images, labels, classes, loss_fn, device, masks=None):
+    """-> (metrics, logits): the logits are kept for calibrating the best epoch without scoring it again.
+    A model with an edit map is also scored on the validation images' edit `masks` (pixel_f1, pixel_iou,
+    false_map_rate)."""
     y = torch.as_tensor(np.asarray(labels))
+    if model.has_edit_map:
+        logits, maps = run_model(model, images, device=device, with_map=True)
+        pixels = edit_map_metrics(maps.numpy(), masks.numpy())
+    else:
+        logits, pixels = run_model(model, images, device=device), {}
     metrics = classification_metrics(y.numpy(), probabilities(logits).numpy(), classes)
     metrics["loss"] = float(loss_fn(logits, y))
+    metrics.update({k: pixels[k] for k in ("pixel_f1", "pixel_iou", "false_map_rate") if k in pixels})
     return metrics, logits
 
 
@@ -122,7 +130,8 @@ class Trainer:
                                crop_padding=config.crop_padding, sharpness=config.sharpness, robust=config.robust,
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
-                               edit_kinds=config.edit_kinds.split(","))
+                               edit_kinds=config.edit_kinds.split(","), masks=data.train_masks,
+                               with_masks=model.has_edit_map)
         self.optimizer = make_optimizer(model, config, device)
         counts = np.bincount(data.train_labels, minlength=len(classes)) if config.balance else None
         self.loss_fn = loss_function(len(classes), counts, config.label_smoothing)
@@ -193,7 +202,10 @@ class Trainer:
             improved = self.best is None or (val["accuracy"], -val["loss"]) > (self.best["accuracy"], -self.best["loss"])
             self.log(f"epoch {self.epoch + 1}/{self.config.epochs}: train loss {row['train_loss']:.4f} acc "
                      f"{row['train_accuracy']:.4f} | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} auc "
-                     f"{val['roc_auc'] or float('nan'):.4f} | {row['train_images_per_s']:.0f} img/s, "
+                     f"{val['roc_auc'] or float('nan'):.4f}"
+                     + (f" pixel F1 {val['pixel_f1'] or 0:.3f} false maps {val['false_map_rate'] or 0:.3f}"
+                        if "pixel_f1" in val else "")
+                     + f" | {row['train_images_per_s']:.0f} img/s, "
                      f"{row['epoch_seconds']:.1f}s" + (" *best" if improved else ""))
             if improved:
                 self.best_val_logits, self.best_state = val_logits, _state_copy(self.averaged)
@@ -223,12 +235,16 @@ class Trainer:
                    disable=not show_bars, leave=False)
         compile_seconds = 0.0
         step_lr = self.optimizer.param_groups[0]["lr"]
-        for step, (x, y) in enumerate(bar, start=self.epoch * len(batches)):
+        for step, (x, y, *masks) in enumerate(bar, start=self.epoch * len(batches)):
             compiling = compile_step and step == self.epoch * len(batches)
             t_step = time.perf_counter()
             with self.autocast:
-                logits = self.forward(x)
-                loss = self.loss_fn(logits.float(), y)
+                if masks:  # a network with an edit map: its mask loss is added, on every image
+                    logits, edit_map = self.forward(x, with_map=True)
+                    loss = self.loss_fn(logits.float(), y) + edit_map_loss(edit_map, masks[0])
+                else:
+                    logits = self.forward(x)
+                    loss = self.loss_fn(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step uses; the scheduler moves it after
             if self.scaler is not None and self.scaler.is_enabled():
@@ -254,13 +270,14 @@ class Trainer:
         loss_sum, correct, seen = distributed.sum_across([loss_sum, correct, seen], self.device)
         distributed.broadcast_buffers(self.averaged)  # every rank validates rank 0's BatchNorm statistics
         val, val_logits = validate(self.averaged, self.data.val_images, self.data.val_labels, self.data.classes,
-                                   self.loss_fn, self.device)
+                                   self.loss_fn, self.device, self.data.val_masks)
         row = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                "val_balanced_accuracy": val["balanced_accuracy"], "val_roc_auc": val["roc_auc"],
                "lr": step_lr, "train_images": int(seen), "train_seconds": train_seconds,
                "compile_seconds": compile_seconds, "train_images_per_s": seen / train_seconds,
                "epoch_seconds": time.perf_counter() - t0}
+        row.update({f"val_{k}": val[k] for k in ("pixel_f1", "pixel_iou", "false_map_rate") if k in val})
         return row, val, val_logits
 
     def checkpoint(self, model, state_dict=None) -> dict:

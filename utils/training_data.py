@@ -8,6 +8,7 @@ import torch
 
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
+from data.derived import edit_masks
 from utils import distributed
 
 
@@ -22,6 +23,8 @@ class TrainingData:
     val_labels: np.ndarray
     mean: list
     std: list
+    train_masks: torch.Tensor = None  # (N, H, W) bool: the shipped EDITED images' edited pixels (None: no EDITED)
+    val_masks: torch.Tensor = None    # the validation images' (synthetic edits included)
 
 
 def channel_stats(images: np.ndarray, chunk=8192):
@@ -45,14 +48,17 @@ def load_training_data(config, device, verbose) -> TrainingData:
         raise DataError(f"{folder.root}: training needs at least two class folders, found {folder.classes}")
     if config.synthetic_edits and "REAL" not in folder.classes:
         raise DataError(f"{folder.root}: --synthetic-edits edits REAL photos, and there is no REAL class folder")
-    classes, train_idx, train_labels, val_images, val_labels = training_split(
-        folder, config.val_fraction, config.seed, config.synthetic_edits, config.edit_kinds.split(","),
-        config.max_train_images)
-    if len(val_labels) == 0:
+    masks = edit_masks(folder)[0] if "EDITED" in folder.classes else None
+    split = training_split(folder, config.val_fraction, config.seed, config.synthetic_edits,
+                           config.edit_kinds.split(","), config.max_train_images, masks)
+    if len(split.val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
     # Gathered once into RAM: random access into the training part is then a plain tensor index.
-    train_images = torch.from_numpy(np.ascontiguousarray(folder.images[train_idx]))
+    train_images = torch.from_numpy(np.ascontiguousarray(folder.images[split.train_idx]))
+    train_masks = None if masks is None else torch.from_numpy(masks[split.train_idx])
     mean, std = channel_stats(train_images.numpy())
     if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
         train_images = train_images.to(device)
-    return TrainingData(folder.root, classes, train_images, train_labels, val_images, val_labels, mean, std)
+        train_masks = None if train_masks is None else train_masks.to(device)
+    return TrainingData(folder.root, split.classes, train_images, split.train_labels, split.val_images,
+                        split.val_labels, mean, std, train_masks, split.val_masks)
