@@ -8,6 +8,9 @@ by every class's probability (REAL=... EDITED=... FAKE=...). Probabilities are c
 split (temperature scaling). A verdict is marked "uncertain" near its decision boundary: for two classes when
 P(positive) lies in the half of its side of the cut nearest to it (0.25-0.75 for the usual cut at 0.5; with a
 threshold t tuned on validation, t/2 to (1+t)/2); for more classes when the chosen class is under 0.75.
+A model with an edit map (edit_map*) also gives edit_box=x,y,w,h: the box around the pixels its map calls
+edited, in the 32x32 view it saw; --masks DIR writes the maps themselves, and --json has edit_box, edit_area
+(pixels) and mask (the PNG's path).
 In folders, files without an image extension (.xmp, .txt, .json sidecars) are skipped and counted.
 Any size or mode is accepted and prepared as in training. A file that cannot be read gets an error line and
 the run goes on. Exit 0: every file classified; 1: some could not be read; 2: usage error (bad checkpoint...).
@@ -28,6 +31,9 @@ def main(argv=None):
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--masks", metavar="DIR", help="models with an edit map: write each classified file's map as a "
+                   "32x32 greyscale PNG under DIR (its path there is the file's path + .png; 0-255 = probability "
+                   "that the pixel was edited)")
     p.add_argument("--batch-size", type=int, help="images a forward pass (default: 64 on a CPU, 1024 on a GPU; "
                                                   "256 with --model, where onnxruntime is indifferent to it)")
     p.add_argument("--device", default="auto", help="with --checkpoint (ONNX runs on the CPU)")
@@ -37,13 +43,14 @@ def main(argv=None):
     if args.model:
         from utils.onnx_model import OnnxClassifier
         model = OnnxClassifier(args.model)
-        classes, results = model.classes, model.predict(args.paths, args.batch_size, progress)
+        classes, results = model.classes, model.predict(args.paths, args.batch_size, progress, args.masks)
     else:
         from utils.checkpoint import load_classifier
         from utils.inference import predict, select_device
         device = select_device(args.device)
         model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
-        classes, results = ck["classes"], predict((model, ck), args.paths, args.batch_size, device, progress)
+        classes, results = ck["classes"], predict((model, ck), args.paths, args.batch_size, device, progress,
+                                                  args.masks)
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
     failed = total = 0
@@ -60,13 +67,11 @@ def main(argv=None):
             continue  # counted below
         elif "error" in r:
             print(f"{r['path']}\tERROR\t{r['error']}", flush=True)
-        elif len(classes) == 2:
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}" + ("\tuncertain" if r["uncertain"] else ""),
-                  flush=True)
-        else:  # every class's probability
-            probs = " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}\t{probs}" + ("\tuncertain" if r["uncertain"] else ""),
-                  flush=True)
+        else:  # two classes: P(positive); more: every class's probability; then the edit box, if any
+            probs = "" if len(classes) == 2 else "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
+            box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
+            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{probs}" + ("\tuncertain" if r["uncertain"] else "")
+                  + box, flush=True)
     n_skipped = sum(skipped.values())
     print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
           + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Write every picture of a checkpoint on a test split as PNG files: training curves (from the run folder's
 history.json), confusion matrix, ROC, 2x2 prediction grids per class and at random, the most confident
-mistakes of each class, and Grad-CAM overlays. Frames: green right, red wrong.
+mistakes of each class, and Grad-CAM overlays. Frames: green right, red wrong. On edited test sets a yellow
+box outlines the true edit; a model with an edit map draws its map in magenta over every grid, and
+edit_maps.png shows it on eight EDITED images.
 
 For two classes REAL is the negative class; titles show the predicted class and its probability.
 """

@@ -3,7 +3,8 @@
 
 The graph holds the whole decision: input float32 (N, 3, 32, 32) RGB in 0..1 (uint8 / 255), dynamic batch;
 normalisation, the calibration temperature, softmax/sigmoid and the decision threshold are inside it. Outputs:
-`probabilities` (N, classes) and `label` (N,) class indices. The class names and the input convention are in
+`probabilities` (N, classes) and `label` (N,) class indices, and for a model with an edit map `edit_map`
+(N, 32, 32), the probability that each pixel was edited. The class names and the input convention are in
 the model's metadata, so a consumer needs nothing else.
 """
 import copy
@@ -36,14 +37,20 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
     model = copy.deepcopy(model).cpu().eval()  # the exporter's trace must not touch the caller's model
     threshold = ck.get("threshold")
 
+    with_map = model.has_edit_map
+
     class Deployed(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.classifier = model
 
         def forward(self, images):
-            probs = probabilities(self.classifier(images))
-            return probs, decide(probs, threshold)
+            if not with_map:
+                probs = probabilities(self.classifier(images))
+                return probs, decide(probs, threshold)
+            logits, edit_map = self.classifier(images, with_map=True)
+            probs = probabilities(logits)
+            return probs, decide(probs, threshold), torch.sigmoid(edit_map.float()).squeeze(1)
 
     metadata = {"classes": json.dumps(ck["classes"]), "positive_class": str(ck.get("positive_class")),
                 "input": INPUT_CONVENTION, "model_name": ck["model_name"],
@@ -56,9 +63,10 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
     with warnings.catch_warnings():  # the tracer warns about shape checks that are constant for one model
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         # the TorchScript exporter: the dynamo one needs onnxscript and gives the same graph for this model
-        torch.onnx.export(Deployed().eval(), (example,), str(out), input_names=["images"],
-                          output_names=["probabilities", "label"], opset_version=opset, dynamo=False,
-                          dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}, "label": {0: "batch"}})
+        outputs = ["probabilities", "label"] + (["edit_map"] if with_map else [])
+        torch.onnx.export(Deployed().eval(), (example,), str(out), input_names=["images"], output_names=outputs,
+                          opset_version=opset, dynamo=False,
+                          dynamic_axes={name: {0: "batch"} for name in ["images"] + outputs})
     import onnx
     graph = onnx.load(str(out))
     for key, value in metadata.items():
@@ -87,28 +95,41 @@ class OnnxClassifier:
             raise OnnxModelError(f"{path}: an ONNX model, but not one written by export.py (no class names in "
                                  "its metadata)")
         self.classes = json.loads(self.metadata["classes"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
         self.path = path
 
     def score(self, images):
         images = np.asarray(images)
         x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
-        probs, labels = self.session.run(["probabilities", "label"], {"images": x})
-        return probs, labels
+        # (probabilities, labels), and the edit maps when the model has them
+        return tuple(self.session.run(self.outputs, {"images": x}))
 
-    def predict(self, paths, batch_size=None, progress=False):
+    @property
+    def has_edit_map(self) -> bool:
+        return "edit_map" in self.outputs
+
+    def predict(self, paths, batch_size=None, progress=False, masks_dir=None):
         """As `utils.inference.predict`, with this model (`batch_size`: files read and scored at once)."""
+        if masks_dir is not None and not self.has_edit_map:
+            raise OnnxModelError(f"{self.path}: this model has no edit map to write")
         threshold = self.metadata.get("threshold")
         yield from predict_files(self.score, self.classes, paths, batch_size, progress,
-                                 None if threshold in (None, "None") else float(threshold))
+                                 None if threshold in (None, "None") else float(threshold), masks_dir)
 
 
 def max_difference(classifier, onnx_model, n=256, seed=0) -> float:
-    """Largest absolute difference between the PyTorch and ONNX probabilities on `n` random uint8 images."""
+    """Largest absolute difference between the PyTorch and ONNX probabilities (and edit maps) on `n` random
+    uint8 images."""
     import torch
 
     from models import probabilities
     model, ck = classifier
     images = np.random.default_rng(seed).integers(0, 256, (n, 3, ck["image_size"], ck["image_size"]), np.uint8)
+    model = copy.deepcopy(model).cpu().eval()
+    got = onnx_model.score(images)
     with torch.no_grad():
-        expected = probabilities(model.cpu().eval()(torch.from_numpy(images))).numpy()
-    return float(np.abs(onnx_model.score(images)[0] - expected).max())
+        if not model.has_edit_map:
+            return float(np.abs(got[0] - probabilities(model(torch.from_numpy(images))).numpy()).max())
+        logits, edit_map = model(torch.from_numpy(images), with_map=True)
+    return float(max(np.abs(got[0] - probabilities(logits).numpy()).max(),
+                     np.abs(got[2] - torch.sigmoid(edit_map.float()).squeeze(1).numpy()).max()))

@@ -16,10 +16,12 @@ def _hwc(image):
     return np.asarray(image).transpose(1, 2, 0)
 
 
-def image_grid(images, titles, correct=None, ncols=2, size=2.2, suptitle=None, overlays=None, boxes=None):
+def image_grid(images, titles, correct=None, ncols=2, size=2.2, suptitle=None, overlays=None, boxes=None,
+               edit_maps=None):
     """Images upscaled without smoothing (every pixel stays visible), a title each, and a green/red frame
     for right/wrong when `correct` is given. `overlays`: heatmaps (H, W) drawn over the images;
-    `boxes`: (x, y, w, h) rectangles outlined on them."""
+    `boxes`: (x, y, w, h) rectangles outlined on them (the true edit, in yellow); `edit_maps`: predicted edit
+    maps (H, W) in 0..1, drawn in magenta as opaque as the pixel is probably edited."""
     n = len(images)
     nrows = max(1, -(-n // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.5)), squeeze=False)
@@ -32,6 +34,11 @@ def image_grid(images, titles, correct=None, ncols=2, size=2.2, suptitle=None, o
         ax.imshow(_hwc(images[i]), interpolation="nearest")
         if overlays is not None:
             ax.imshow(overlays[i], cmap="jet", alpha=0.45, interpolation="bilinear", vmin=0, vmax=1)
+        if edit_maps is not None:
+            tint = np.zeros((*np.shape(edit_maps[i]), 4))
+            tint[..., [0, 2]] = 1.0
+            tint[..., 3] = 0.7 * np.clip(edit_maps[i], 0, 1)
+            ax.imshow(tint, interpolation="nearest")
         if boxes is not None and boxes[i] is not None:
             x, y, w, h = boxes[i]
             ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", linewidth=1.5))

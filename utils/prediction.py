@@ -26,6 +26,34 @@ def is_uncertain(probs, threshold=None) -> bool:
     return bool(probs.max() < UNCERTAIN_BELOW)
 
 
+MAP_THRESHOLD = 0.5  # a pixel of an edit map at or above this probability counts as edited
+
+
+def edit_region(prob_map, threshold=MAP_THRESHOLD):
+    """-> (edit_box [x, y, w, h] around the pixels of an (H, W) edit map at or above `threshold`, or None;
+    edit_area: how many pixels those are). In the model's 32x32 view of the image."""
+    hit = np.asarray(prob_map) >= threshold
+    if not hit.any():
+        return None, 0
+    rows, cols = np.flatnonzero(hit.any(1)), np.flatnonzero(hit.any(0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)], int(hit.sum())
+
+
+def mask_path(masks_dir, path) -> Path:
+    """Where the edit map of `path` goes: its path under `masks_dir` with .png added, so that files of the same
+    name in different folders keep apart (an absolute path loses its root, '..' becomes '__')."""
+    p = Path(path)
+    parts = [("__" if part == ".." else part) for part in p.parts if part != p.anchor]
+    return Path(masks_dir, *parts[:-1], parts[-1] + ".png")
+
+
+def write_mask(prob_map, out: Path):
+    """An (H, W) edit map in 0..1 as a greyscale PNG (0-255 = the probability that the pixel was edited)."""
+    from PIL import Image
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((np.clip(np.asarray(prob_map), 0, 1) * 255 + 0.5).astype(np.uint8), mode="L").save(out)
+
+
 def expand_paths(paths):
     """Yield (path, reason it is skipped or None). A path named explicitly is always tried, so a wrong one gets
     its error (a missing path is reported, not dropped). In folders (recursive, sorted, hidden entries left
@@ -45,11 +73,13 @@ def expand_paths(paths):
             yield p, None  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
-def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None):
+def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None):
     """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
     (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
-    `score(images)` takes uint8 (N, 3, 32, 32) arrays and returns (probabilities (N, C), class indices (N,)).
+    `score(images)` takes uint8 (N, 3, 32, 32) arrays and returns (probabilities (N, C), class indices (N,)),
+    and for a model with an edit map also the maps (N, 32, 32) in 0..1: then each verdict has `edit_box` and
+    `edit_area` (see `edit_region`), and with `masks_dir` the map is written there as a PNG (`mask`: its path).
     `probability` is that of the positive class for two classes, else that of the predicted class;
     `uncertain` follows `is_uncertain` with the model's decision `threshold`."""
     files = list(expand_paths(paths))
@@ -73,13 +103,17 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
             except ImageError as e:
                 results.append({"path": str(path), "error": str(e)})
         if arrays:
-            probs, decisions = score(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
-            for slot, p, k in zip(slots, np.asarray(probs), np.asarray(decisions).tolist()):
-                results[slot].update(
-                    label=classes[k],
-                    probability=float(p[1]) if len(classes) == 2 else float(p[k]),
-                    probabilities={c: float(v) for c, v in zip(classes, p)},
-                    uncertain=is_uncertain(p, threshold))
+            probs, decisions, *maps = score(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+            for i, (slot, p, k) in enumerate(zip(slots, np.asarray(probs), np.asarray(decisions).tolist())):
+                r = results[slot]
+                r.update(label=classes[k], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
+                         probabilities={c: float(v) for c, v in zip(classes, p)},
+                         uncertain=is_uncertain(p, threshold))
+                if maps:
+                    r["edit_box"], r["edit_area"] = edit_region(maps[0][i])
+                    if masks_dir is not None:
+                        r["mask"] = str(mask_path(masks_dir, r["path"]))
+                        write_mask(maps[0][i], Path(r["mask"]))
         if bar:
             bar.update(len(chunk))
         yield from results
