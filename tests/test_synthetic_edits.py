@@ -69,13 +69,16 @@ def test_a_run_with_synthetic_edits_trains_three_classes_and_its_validation_part
     folder = load_folder(tiny_split, verbose=False)
     first = training_split(folder, 0.2, 0, synthetic_edits=0.5)
     again = training_split(folder, 0.2, 0, synthetic_edits=0.5)
-    assert first[0] == ["REAL", "EDITED", "FAKE"] and torch.equal(first[3], again[3])
-    assert (first[4] == 1).sum() > 0 and set(first[2].tolist()) == {0, 2}  # edits in validation; train: on the fly
+    assert first.classes == ["REAL", "EDITED", "FAKE"] and torch.equal(first.val_images, again.val_images)
+    assert torch.equal(first.val_masks, again.val_masks)
+    edited = first.val_labels == 1  # edits in validation, with their masks; train: on the fly
+    assert edited.sum() > 0 and set(first.train_labels.tolist()) == {0, 2}
+    assert first.val_masks.flatten(1).any(1).numpy().tolist() == edited.tolist()
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=2, batch_size=16,
               synthetic_edits=0.5, val_fraction=0.2, out=str(tmp_path / "run"), progress=False, device="cpu")
     assert r["classes"] == ["REAL", "EDITED", "FAKE"]
     from utils.checkpoint import load_checkpoint
     ck = load_checkpoint(r["checkpoint"])
     images, labels = validation_images(ck)  # what chose the checkpoint, edits included
-    assert torch.equal(images, first[3]) and labels.tolist() == first[4].tolist()
+    assert torch.equal(images, first.val_images) and labels.tolist() == first.val_labels.tolist()
     assert ck["val_metrics"]["n"] == len(labels)

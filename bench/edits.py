@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""The edit detector, measured: `--recipe edits` (REAL / EDITED / FAKE with an edit map) and how far it
+generalizes beyond the edits it was trained on.
+
+Runs, each within a budget of CPU wall time (--minutes and the flags below; measured on the machine at hand):
+  edits:      `train.py --recipe edits` (all of train, the shipped EDITED, synthetic edits of REAL photos),
+              scored on test-real-edited, test-fake-edited, test-3class (image level, per kind, pixel level),
+              on `test` (real vs fake) and on test-3class re-saved as JPEG 75 (the JPEG-shortcut check);
+  baseline:   `train.py --recipe best` at the same budget: the best binary real-vs-fake model, for comparison;
+  unedited:   the edits recipe on train-unedited (synthetic edits only; the source photos of the shipped EDITED
+              left out) scored on the shipped EDITED images: edits another program made;
+  leave-out:  (--leave-one-out-minutes > 0) per kind, the unedited run without that kind, scored on that kind.
+The test edits come from data/edits.py, the module the synthetic edits share their kinds with: the unedited
+and leave-out runs are there to say what that is worth. The last line is one JSON object.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from data.synthetic_edits import KINDS  # noqa: E402
+from models import decide  # noqa: E402
+from utils.checkpoint import load_classifier  # noqa: E402
+from utils.inference import evaluate, folder_edit_map_metrics, predict_folder  # noqa: E402
+from utils.metrics import format_metrics  # noqa: E402
+from utils.training import RUNS_DIR, train  # noqa: E402
+
+PATCH_KINDS = ("blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
+
+
+def trained(name, minutes, **overrides):
+    """Train (or, with --reuse, reuse) runs/bench-edits-<name> -> (checkpoint path, training minutes)."""
+    out = RUNS_DIR / f"bench-edits-{name}"
+    if ARGS.reuse and (out / "checkpoint.pt").exists():
+        return str(out / "checkpoint.pt"), json.loads((out / "history.json").read_text()).get("minutes")
+    start = time.perf_counter()
+    result = train(budget_minutes=minutes, out=str(out), test_path="none", progress=False, **overrides)
+    took = (time.perf_counter() - start) / 60
+    history = json.loads((out / "history.json").read_text())
+    (out / "history.json").write_text(json.dumps({**history, "minutes": took}, indent=2))
+    return result["checkpoint"], took
+
+
+def scored(checkpoint, split, **kwargs):
+    metrics = evaluate(checkpoint, split, verbose=False, **kwargs)
+    print(f"\n== {split}\n{format_metrics(metrics)}")
+    return metrics
+
+
+def shipped_edited(checkpoint):
+    """Recall of the shipped EDITED images (train-3class's, one copy per name) and their pixel metrics."""
+    run = predict_folder(checkpoint, "train-3class", verbose=False)
+    folder, classes = run["folder"], run["classes"]
+    edited = run["labels"] == classes.index("EDITED")
+    called = decide(run["probs"][edited]).numpy()
+    pixels = folder_edit_map_metrics(folder, run["maps"]) if run["maps"] is not None else {}
+    out = {"n": int(edited.sum()), "recall": float((called == classes.index("EDITED")).mean()),
+           "called": {c: int((called == i).sum()) for i, c in enumerate(classes)},
+           "pixel_f1": pixels.get("pixel_f1"), "pixel_iou": pixels.get("pixel_iou")}
+    print(f"\n== shipped EDITED images ({out['n']}), edits another program made: recall {out['recall']:.4f}; "
+          f"called {out['called']}; pixel F1 {out['pixel_f1']}, IoU {out['pixel_iou']}")
+    return out
+
+
+def leave_one_out(minutes):
+    rows = {}
+    for kind in KINDS:
+        others = ",".join(k for k in KINDS if k != kind)
+        checkpoint, _ = trained(f"without-{kind}", minutes, recipe="edits", train_path="train-unedited",
+                                edit_kinds=others)
+        recall = evaluate(checkpoint, "test-3class", verbose=False)["edited_recall_by_kind"][kind]["recall"]
+        rows[kind] = recall
+        print(f"left out {kind}: its recall on test-3class {recall:.4f}")
+    return rows
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=20, help="budget of the edits run (default %(default)s)")
+    p.add_argument("--baseline-minutes", type=float, help="budget of the binary baseline (default: --minutes; 0: "
+                   "not run)")
+    p.add_argument("--unedited-minutes", type=float, help="budget of the unedited run (default: --minutes)")
+    p.add_argument("--leave-one-out-minutes", type=float, default=0,
+                   help="budget of each leave-one-kind-out run (default 0: not run)")
+    p.add_argument("--reuse", action="store_true", help="reuse runs/bench-edits-* checkpoints that exist")
+    ARGS = p.parse_args()
+    checkpoint, minutes = trained("edits", ARGS.minutes, recipe="edits")
+    model = load_classifier(checkpoint)
+    real_edited = scored(model, "test-real-edited")
+    fake_edited = scored(model, "test-fake-edited")
+    three = scored(model, "test-3class", jpeg_quality=75)
+    real_fake = scored(model, "test")
+    baseline = None
+    baseline_minutes = ARGS.minutes if ARGS.baseline_minutes is None else ARGS.baseline_minutes
+    if baseline_minutes:
+        baseline_checkpoint, _ = trained("baseline", baseline_minutes, recipe="best")
+        baseline = scored(baseline_checkpoint, "test")["accuracy"]
+    unedited_minutes = ARGS.minutes if ARGS.unedited_minutes is None else ARGS.unedited_minutes
+    unedited_checkpoint, _ = trained("unedited", unedited_minutes, recipe="edits", train_path="train-unedited")
+    shipped = shipped_edited(unedited_checkpoint)
+    left_out = leave_one_out(ARGS.leave_one_out_minutes) if ARGS.leave_one_out_minutes else None
+    by_kind = three["edited_recall_by_kind"]
+    summary = {
+        "real_vs_edited_balanced_acc": real_edited["balanced_accuracy"],
+        "real_vs_edited_roc_auc": real_edited["roc_auc"],
+        "fake_vs_edited_balanced_acc": fake_edited["balanced_accuracy"],
+        "three_class_balanced_acc": three["balanced_accuracy"],
+        "three_class_jpeg75_accuracy_change": three["jpeg_accuracy_change"],
+        "edited_recall_by_kind": {k: v["recall"] for k, v in by_kind.items()},
+        "patch_edit_recall_min": min(by_kind[k]["recall"] for k in PATCH_KINDS if k in by_kind),
+        "real_called_edited": three["real_called_edited"],
+        "pixel_f1": three["edit_map"]["pixel_f1"], "pixel_iou": three["edit_map"]["pixel_iou"],
+        "pixel_roc_auc": three["edit_map"]["pixel_roc_auc"],
+        "real_false_map_rate": real_edited["edit_map"]["false_map_rate"],
+        "real_vs_fake_accuracy": real_fake["accuracy"], "binary_baseline_accuracy": baseline,
+        "shipped_edited_recall": shipped["recall"], "shipped_edited_pixel_f1": shipped["pixel_f1"],
+        "leave_one_kind_out_recall": left_out,
+        "minutes": minutes,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
