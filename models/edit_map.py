@@ -75,6 +75,11 @@ class EditMapNet(nn.Module):
         self.map_head = nn.Conv2d(decoder_width, 1, 1)
         self.head = nn.Linear(d + decoder_width, num_outputs)
 
+    @property
+    def gradcam_layer(self) -> nn.Module:
+        """The encoder's last convolution: the one Grad-CAM explains the verdict by (the map head comes after)."""
+        return self.stages[-1][-1][0]
+
     def forward_with_map(self, x):
         if self.residual is not None:
             x = torch.cat([x, self.residual(x)], 1)

@@ -233,3 +233,11 @@ def test_evaluate_reports_pixel_metrics_against_the_sources(map_run, tmp_path):
     e = metrics["edit_map"]
     assert e["edited_images"] == 12 and e["clean_images"] == 20
     assert 0 <= e["pixel_f1"] <= 1 and 0 <= e["false_map_rate"] <= 1
+
+
+def test_gradcam_explains_the_verdict_of_a_map_network_not_its_map():
+    from utils.gradcam import gradcam, last_conv_layer
+    model = ImageClassifier(build_model("edit_map_srm", 3), [0.5] * 3, [0.25] * 3)
+    assert last_conv_layer(model) is model.net.stages[-1][-1][0]
+    heat, explained = gradcam(model, torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
+    assert heat.shape == (3, 32, 32) and len(explained) == 3

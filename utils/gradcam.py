@@ -9,6 +9,11 @@ from models import ImageClassifier
 
 
 def last_conv_layer(model: nn.Module) -> nn.Module:
+    """The layer Grad-CAM explains: the one a network names as `gradcam_layer` (an edit-map network's last
+    convolution makes the map, not the verdict), else the last Conv2d."""
+    named = [m.gradcam_layer for m in model.modules() if hasattr(m, "gradcam_layer")]
+    if named:
+        return named[0]
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError("Grad-CAM needs a model with at least one Conv2d layer")
