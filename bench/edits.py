@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
 from data.synthetic_edits import KINDS  # noqa: E402
 from models import decide  # noqa: E402

@@ -75,6 +75,14 @@ def run_model(model, images, batch_size=None, device="cpu", with_map=False):
     return (logits, distributed.gather_cat(torch.cat(maps[1:] or maps))) if with_map else logits
 
 
+def run_with_map(model, images, batch_size=None, device="cpu"):
+    """-> (logits, edit-map probabilities (N, H, W), or None for a model without a map): `run_model` for any
+    model."""
+    if model.has_edit_map:
+        return run_model(model, images, batch_size, device, with_map=True)
+    return run_model(model, images, batch_size, device), None
+
+
 def map_labels(folder_classes, model_classes, where) -> np.ndarray:
     """Index map from a folder's class order to the model's; an unknown class is a clear error."""
     unknown = [c for c in folder_classes if c not in model_classes]
@@ -111,8 +119,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
         raise DataError(f"{folder.root}: no readable images to evaluate")
     images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
     start = time.perf_counter()
-    logits, maps = (run_model(model, images, batch_size, device, with_map=True) if model.has_edit_map
-                    else (run_model(model, images, batch_size, device), None))
+    logits, maps = run_with_map(model, images, batch_size, device)
     return dict(folder=folder, labels=labels, probs=probabilities(logits).numpy(), classes=ck["classes"],
                 threshold=ck.get("threshold"), seconds=time.perf_counter() - start,
                 maps=None if maps is None else maps.numpy())
@@ -236,10 +243,7 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
                         "edit_map_bayar)")
 
     def score(images):
-        if model.has_edit_map:
-            logits, maps = run_model(model, torch.from_numpy(images), batch_size, device, with_map=True)
-        else:
-            logits, maps = run_model(model, torch.from_numpy(images), batch_size, device), None
+        logits, maps = run_with_map(model, torch.from_numpy(images), batch_size, device)
         probs = probabilities(logits)
         decisions = decide(probs, ck.get("threshold")).numpy()
         return (probs.numpy(), decisions) if maps is None else (probs.numpy(), decisions, maps.numpy())

@@ -21,7 +21,7 @@ from models.whitening import whiten_first_conv
 from utils import distributed
 from utils.budget import plan_epochs, replan_epochs
 from utils.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from utils.inference import run_model
+from utils.inference import run_with_map
 from utils.metrics import classification_metrics, edit_map_metrics
 from utils.precision import choose_precision, precision_name
 from utils.provenance import provenance
@@ -77,11 +77,8 @@ def validate(model, images, labels, classes, loss_fn, device, masks=None):
     A model with an edit map is also scored on the validation images' edit `masks` (pixel_f1, pixel_iou,
     false_map_rate)."""
     y = torch.as_tensor(np.asarray(labels))
-    if model.has_edit_map:
-        logits, maps = run_model(model, images, device=device, with_map=True)
-        pixels = edit_map_metrics(maps.numpy(), masks.numpy())
-    else:
-        logits, pixels = run_model(model, images, device=device), {}
+    logits, maps = run_with_map(model, images, device=device)
+    pixels = {} if maps is None else edit_map_metrics(maps.numpy(), masks.numpy())
     metrics = classification_metrics(y.numpy(), probabilities(logits).numpy(), classes)
     metrics["loss"] = float(loss_fn(logits, y))
     metrics.update({k: pixels[k] for k in ("pixel_f1", "pixel_iou", "false_map_rate") if k in pixels})
