@@ -8,7 +8,7 @@ import torch
 
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
-from data.derived import edit_kinds, edit_masks
+from data.derived import edit_kinds, edit_masks, edit_regions
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
 from data.synthetic_edits import KINDS
@@ -109,7 +109,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
     """Score every image of a split or <CLASS>/ folder tree (re-saved as JPEG first with `jpeg_quality`).
 
     -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, threshold,
-    seconds).
+    seconds, maps (N, H, W) or None, regions: each image's true edit box from the split's manifest, or None).
     """
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
@@ -122,7 +122,7 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
     logits, maps = run_with_map(model, images, batch_size, device)
     return dict(folder=folder, labels=labels, probs=probabilities(logits).numpy(), classes=ck["classes"],
                 threshold=ck.get("threshold"), seconds=time.perf_counter() - start,
-                maps=None if maps is None else maps.numpy())
+                maps=None if maps is None else maps.numpy(), regions=edit_regions(folder))
 
 
 def folder_edit_map_metrics(folder, maps) -> dict:

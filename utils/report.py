@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 
-from data.derived import edit_regions
 from utils import plots
 from utils.checkpoint import load_classifier
 from utils.gradcam import gradcam
@@ -29,7 +28,7 @@ def gradcam_grid(model, images, labels, probs, classes, indices, suptitle="Grad-
 def edit_marks(scored, indices) -> dict:
     """What a grid of `indices` of a scored folder (predict_folder's result) shows of the edits: the true edit's
     box from the split's manifest (`boxes`) and, for a model with an edit map, its map (`edit_maps`)."""
-    regions, maps = edit_regions(scored["folder"]), scored.get("maps")
+    regions, maps = scored["regions"], scored.get("maps")  # read once, by predict_folder
     return dict(boxes=[regions[i] for i in indices], edit_maps=None if maps is None else [maps[i] for i in indices])
 
 
