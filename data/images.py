@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SIZE = 32
 MAX_PIXELS = 64_000_000  # far above any photo; stops a decompression bomb before it is decoded
+MAX_FILE_BYTES = 50_000_000  # far above a phone photo (5-15 MB); a larger file is refused before it is read
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -36,11 +37,15 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(path, size: int = IMAGE_SIZE):
-    """-> (uint8 array (size, size, 3), resized: bool). Raises ImageError with the reason."""
+def open_rgb(path) -> Image.Image:
+    """The whole image as RGB (first frame, EXIF orientation applied), within the file and pixel limits.
+    Raises ImageError with the reason."""
     path = Path(path)
     if path.is_dir():
         raise ImageError("is a directory, not an image file")
+    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        raise ImageError(f"refused: the file is {path.stat().st_size / 1e6:.1f} MB, over the "
+                         f"{MAX_FILE_BYTES / 1e6:.0f} MB limit for one image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -48,7 +53,7 @@ def load_image(path, size: int = IMAGE_SIZE):
                 im.seek(0)  # first frame of an animation
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                im = _to_rgb(im)
+                return _to_rgb(im)
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except UnidentifiedImageError:
@@ -57,11 +62,25 @@ def load_image(path, size: int = IMAGE_SIZE):
         raise ImageError(f"refused as a possible decompression bomb ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"cannot decode: {e}") from None
-    resized = im.size != (size, size)
-    if resized:
-        w, h = im.size
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        # PIL's bicubic resize widens its kernel when shrinking, i.e. it is antialiased.
-        im = im.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
-    return np.asarray(im, dtype=np.uint8), resized
+
+
+def center_square(width, height) -> tuple:
+    """The box (left, top, right, bottom) of the largest centred square."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def square_view(im: Image.Image, box=None, size: int = IMAGE_SIZE) -> np.ndarray:
+    """The model's view of `box` (default: the centred square) of an RGB image: uint8 (size, size, 3).
+    PIL's bicubic resize widens its kernel when shrinking, i.e. it is antialiased."""
+    if im.size != (size, size) or box is not None:
+        im = im.resize((size, size), Image.Resampling.BICUBIC, box=box or center_square(*im.size))
+    return np.asarray(im, dtype=np.uint8)
+
+
+def load_image(path, size: int = IMAGE_SIZE):
+    """-> (uint8 array (size, size, 3), resized: bool): the centred square, resized to size x size. Raises
+    ImageError with the reason."""
+    im = open_rgb(path)
+    return square_view(im, size=size), im.size != (size, size)

@@ -86,3 +86,18 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # between 1x and 2x: PIL only warns; we still refuse
     with pytest.raises(ImageError, match="decompression bomb"):
         load_image(tmp_path / "bomb.png")
+
+
+def test_views_of_other_boxes_share_the_decoding(tmp_path):
+    """predict.py's view is the centred square; the real-photo bench's tiles go through the same resize."""
+    from data.images import open_rgb, square_view
+    from data.real_photos import tiles
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (300, 500, 3), np.uint8)).save(tmp_path / "wide.png")
+    im = open_rgb(tmp_path / "wide.png")
+    assert tiles(500, 300, 1.0) == [(100, 0, 400, 300)]
+    assert np.array_equal(square_view(im, tiles(500, 300, 1.0)[0]), load_image(tmp_path / "wide.png")[0])
+    quarters = tiles(500, 300, 0.25, most=16)
+    assert len(quarters) == 16 and all(r - l == 75 and b - t == 75 for l, t, r, b in quarters)
+    crop = tiles(500, 300, 32 / 300)[0]
+    assert np.array_equal(square_view(im, crop), np.asarray(im)[crop[1]:crop[3], crop[0]:crop[2]])
