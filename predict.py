@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Classify image files and folders (recursively) with a checkpoint, or with an ONNX model from export.py
-(`--model model.onnx`: runs on onnxruntime alone, torch is not imported).
+"""Classify image files and folders (recursively): by default with the shipped REAL / EDITED / FAKE detector
+(weights/three_class.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
+`--model` an ONNX model from export.py (runs on onnxruntime alone, torch is not imported; the shipped one is
+weights/three_class.onnx).
 
 One line per file: path, label, probability. For two classes the probability is P(positive class) (FAKE, or
 EDITED; REAL is negative) whatever the label; for more classes it is that of the predicted label, followed
@@ -26,8 +28,9 @@ from utils import cli
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py or ship.py (default: the shipped "
+                                             "detector, weights/three_class.pt)")
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -45,9 +48,12 @@ def main(argv=None):
         model = OnnxClassifier(args.model)
         classes, results = model.classes, model.predict(args.paths, args.batch_size, progress, args.masks)
     else:
-        from utils.checkpoint import load_classifier
+        from utils.checkpoint import default_detector, load_classifier
         from utils.inference import predict, select_device
         device = select_device(args.device)
+        if args.checkpoint is None:
+            args.checkpoint = default_detector()
+            print(f"# detector: {args.checkpoint} (shipped; --checkpoint or --model picks another)", file=sys.stderr)
         model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
         classes, results = ck["classes"], predict((model, ck), args.paths, args.batch_size, device, progress,
                                                   args.masks)

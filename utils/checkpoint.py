@@ -10,6 +10,8 @@ from utils.cli import UserError
 
 FORMAT = "ai-image-classifier/checkpoint"
 VERSION = 1
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # the shipped detectors (utils/shipping.py)
+DEFAULT_DETECTOR = "three_class"  # the one used when no model is named (predict.py, the demo, the web page)
 
 
 class CheckpointError(UserError):
@@ -75,6 +77,15 @@ def model_from_checkpoint(ck: dict, device="cpu", source="checkpoint") -> ImageC
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{source}: its weights do not make a model here ({first[:300]})") from None
     return model.to(device).eval()
+
+
+def default_detector() -> Path:
+    """The shipped detector used when no model is named (predict.py, the demo, the web page)."""
+    path = WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: the shipped detector is missing; `make weights` retrains it, or name a "
+                              "model with --checkpoint")
+    return path
 
 
 def load_classifier(path, device="cpu"):

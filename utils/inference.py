@@ -232,10 +232,10 @@ def confident_mistakes(labels, probs, true_cls: int, n: int, threshold=None) -> 
     return idx[np.argsort(-probs[idx, pred[idx]], kind="stable")][:n].tolist()
 
 
-def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, masks_dir=None):
+def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, masks_dir=None, keep_arrays=False):
     """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain} (with an edit
     map: also edit_box, edit_area, and with `masks_dir` the map's PNG as mask), {path, error} or {path, skipped}
-    (see `utils.prediction.predict_files`)."""
+    (see `utils.prediction.predict_files`, which also says what `keep_arrays` adds)."""
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
     if masks_dir is not None and not model.has_edit_map:
@@ -249,4 +249,4 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
         return (probs.numpy(), decisions) if maps is None else (probs.numpy(), decisions, maps.numpy())
 
     yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"),
-                             masks_dir=masks_dir)
+                             masks_dir=masks_dir, keep_arrays=keep_arrays)

@@ -73,7 +73,8 @@ def expand_paths(paths):
             yield p, None  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
-def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None):
+def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None,
+                  keep_arrays=False):
     """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
     (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
@@ -81,7 +82,9 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
     and for a model with an edit map also the maps (N, 32, 32) in 0..1: then each verdict has `edit_box` and
     `edit_area` (see `edit_region`), and with `masks_dir` the map is written there as a PNG (`mask`: its path).
     `probability` is that of the positive class for two classes, else that of the predicted class;
-    `uncertain` follows `is_uncertain` with the model's decision `threshold`."""
+    `uncertain` follows `is_uncertain` with the model's decision `threshold`. With `keep_arrays`, each verdict
+    also carries `view`, the (32, 32, 3) uint8 image the model saw, and `edit_map`, its (32, 32) map or None
+    (for the web page, which draws them)."""
     files = list(expand_paths(paths))
     batch_size = batch_size or FILES_AT_ONCE
     bar = None
@@ -109,6 +112,8 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
                 r.update(label=classes[k], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
                          probabilities={c: float(v) for c, v in zip(classes, p)},
                          uncertain=is_uncertain(p, threshold))
+                if keep_arrays:
+                    r.update(view=arrays[i], edit_map=maps[0][i] if maps else None)
                 if maps:
                     r["edit_box"], r["edit_area"] = edit_region(maps[0][i])
                     if masks_dir is not None:

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Make a training run one of the shipped detectors in weights/ (the ones predict.py, the demo and the web page
+use when no model is named), and measure the figures of its model card.
+
+    python ship.py three_class                 # ship runs/weights-three-class/checkpoint.pt
+    python ship.py three_class --run runs/X    # ship another run as three_class
+    python ship.py --train                     # retrain every detector with its recorded command, then ship
+                                               # (what `make weights` runs: about 45 minutes on 2 CPU cores)
+
+Writes weights/<name>.pt (half precision when measured to give the same verdicts on the whole test split),
+weights/<name>.onnx (for predict.py --model without torch) and weights/<name>.json: the training command,
+commit, data signatures and the measured metrics (clean test, JPEG 75, the robustness table, edit metrics,
+ECE, the regression slice that tests/test_shipped_weights.py checks).
+"""
+import argparse
+import subprocess
+import sys
+
+from utils import cli
+
+
+def main(argv=None):
+    from utils.shipping import DETECTORS, run_dir, ship
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"detectors to ship: {', '.join(DETECTORS)} "
+                                                            "(default: all)")
+    p.add_argument("--run", help="the run folder to ship (default runs/weights-<name>); one NAME only")
+    p.add_argument("--train", action="store_true", help="train each detector first, with its recorded command")
+    args = p.parse_args(argv)
+    names = args.names or list(DETECTORS)
+    unknown = [n for n in names if n not in DETECTORS]
+    if unknown:
+        p.error(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
+    if args.run and (len(names) != 1 or args.train):
+        p.error("--run ships one named detector, without --train")
+    for name in names:
+        if args.train:
+            command = [sys.executable, "train.py", *DETECTORS[name]["train_args"], "--out", str(run_dir(name))]
+            print("$", " ".join(command), file=sys.stderr, flush=True)
+            subprocess.run(command, check=True)
+        ship(name, args.run, log=lambda line: print(line, file=sys.stderr, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

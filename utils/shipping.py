@@ -1,0 +1,152 @@
+"""The shipped detectors in weights/: how each is trained, how a run becomes one, and the figures its model card
+gives (weights/<name>.json, written when it is shipped and checked by tests/test_shipped_weights.py).
+
+A shipped detector is an ordinary checkpoint (utils/checkpoint.py) whose weights are stored in half precision
+when that was measured to give the same verdicts; it loads into float32 like any other.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data import load_folder, resolve_split
+from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
+from utils.inference import evaluate, predict, robustness
+
+# name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
+# long as the shipped one did) and the test split its figures are measured on
+DETECTORS = {
+    "three_class": dict(
+        what="REAL / EDITED / FAKE with an edit map (the edits recipe: edit_map_srm)",
+        train_args=["--recipe", "edits", "--budget-minutes", "0", "--epochs", "8"], test_path="test-3class"),
+    "real_vs_fake_robust": dict(
+        what="REAL / FAKE, trained to hold under JPEG, resizing and blur (the robust recipe)",
+        train_args=["--recipe", "robust", "--budget-minutes", "0", "--epochs", "16"], test_path="test"),
+}
+SLICE_PER_CLASS = 200    # the regression slice: the first 200 files by name of each class of the test split
+SAME_VERDICTS = 0.999    # half precision is shipped when at least this share of test verdicts is unchanged
+
+
+def detector_path(name=DEFAULT_DETECTOR) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def card_path(name=DEFAULT_DETECTOR) -> Path:
+    return WEIGHTS_DIR / f"{name}.json"
+
+
+def run_dir(name) -> Path:
+    return Path("runs") / f"weights-{name.replace('_', '-')}"
+
+
+def train_command(name) -> str:
+    return " ".join(["python", "train.py", *DETECTORS[name]["train_args"], "--out", str(run_dir(name))])
+
+
+def regression_slice(test_dir, per_class=SLICE_PER_CLASS):
+    """-> (paths, class names): the first `per_class` image files by name in each class folder of `test_dir`.
+    Chosen by name, not from a cache, so a test reads these files alone."""
+    paths, labels = [], []
+    for class_dir in sorted(p for p in Path(test_dir).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in class_dir.iterdir() if f.is_file() and not f.name.startswith("."))[:per_class]
+        paths += files
+        labels += [class_dir.name.upper()] * len(files)
+    return paths, labels
+
+
+def slice_accuracy(classifier, test_dir, per_class=SLICE_PER_CLASS) -> dict:
+    """Accuracy on the regression slice through predict()'s path (files decoded as predict.py decodes them);
+    `classifier`: anything with predict(paths) (a (model, checkpoint) pair goes through utils.inference)."""
+    paths, labels = regression_slice(test_dir, per_class)
+    results = list(classifier.predict(paths) if hasattr(classifier, "predict")
+                   else predict(classifier, paths, device="cpu"))
+    failed = [r for r in results if "label" not in r]
+    if failed:
+        raise RuntimeError(f"regression slice: {failed[0]['path']}: {failed[0].get('error')}")
+    correct = sum(r["label"] == y for r, y in zip(results, labels))
+    return {"n": len(labels), "per_class": per_class, "accuracy": correct / len(labels),
+            "probabilities": [[round(v, 6) for v in r["probabilities"].values()] for r in results]}
+
+
+def half_precision(ck: dict) -> dict:
+    """The checkpoint with its floating-point weights in float16 (loading copies them back into float32)."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+    return {**ck, "state_dict": state}
+
+
+def _verdicts(ck, images):
+    from models import decide, probabilities
+    from utils.inference import run_model
+    probs = probabilities(run_model(model_from_checkpoint(ck), images))
+    return decide(probs, ck.get("threshold")).numpy(), probs.numpy()
+
+
+def half_precision_agreement(ck, test_path) -> dict:
+    """How often float16 weights give the same verdict as float32 on every image of the test split."""
+    images = load_folder(resolve_split(test_path), verbose=False).images
+    full, p_full = _verdicts(ck, images)
+    half, p_half = _verdicts(half_precision(ck), images)
+    return {"n": int(len(images)), "same_verdict": float((full == half).mean()),
+            "max_probability_change": float(np.abs(p_full - p_half).max())}
+
+
+def _round(obj, digits=5):
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v, digits) for v in obj]
+    return obj
+
+
+def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
+    """Copy a training run's checkpoint into `out_dir` as detector `name` (with its ONNX export) and measure
+    what its model card reports; -> the card (also written as <name>.json beside the weights)."""
+    from utils.onnx_model import OnnxClassifier, export_onnx
+    spec = DETECTORS[name]
+    run = Path(run or run_dir(name))
+    ck = load_checkpoint(run / "checkpoint.pt")
+    test_path = spec["test_path"]
+    log(f"{name}: measuring half precision on {test_path}")
+    agreement = half_precision_agreement(ck, test_path)
+    shipped = half_precision(ck) if agreement["same_verdict"] >= SAME_VERDICTS else ck
+    out_dir = Path(out_dir)
+    weights, onnx_file = out_dir / f"{name}.pt", out_dir / f"{name}.onnx"
+    save_checkpoint({**shipped, "config": {**ck["config"], "out": str(run)}}, weights)
+    classifier = (model_from_checkpoint(shipped), shipped)
+    export_onnx(classifier, onnx_file)
+    log(f"{name}: evaluating on {test_path} (clean, JPEG 75) and the perturbed copies of test")
+    test = evaluate(classifier, test_path, device="cpu", verbose=False, jpeg_quality=75)
+    rows = robustness(classifier, "test", device="cpu", verbose=False)
+    test_dir = resolve_split(test_path)
+    card = {
+        "name": name, "what": spec["what"], "weights": weights.name, "onnx": onnx_file.name,
+        "bytes": weights.stat().st_size, "onnx_bytes": onnx_file.stat().st_size,
+        "dtype": "float16" if shipped is not ck else "float32", "half_precision": agreement,
+        "train_command": train_command(name), "ship_command": f"python ship.py {name}",
+        "model_name": ck["model_name"], "classes": ck["classes"], "epochs": ck["epoch"],
+        "parameters": sum(v.numel() for k, v in ck["state_dict"].items() if v.is_floating_point()
+                          and "running" not in k),
+        "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
+        "validation": ck.get("val_metrics"),
+        "test": {k: v for k, v in test.items() if k not in ("confusion_matrix",)},
+        "robustness": rows,
+        "regression_slice": {"test_path": test_path, **slice_accuracy(classifier, test_dir)},
+        "onnx_slice": {k: v for k, v in slice_accuracy(OnnxClassifier(onnx_file), test_dir).items()
+                       if k != "probabilities"},
+    }
+    card = _round(json.loads(json.dumps(card, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
+    card_file = out_dir / f"{name}.json"
+    tmp = card_file.with_name(card_file.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1) + "\n")
+    os.replace(tmp, card_file)
+    log(f"{name}: wrote {weights} ({card['bytes'] / 1e6:.2f} MB, {card['dtype']}), {onnx_file} and {card_file}; "
+        f"test accuracy {test['accuracy']:.4f}, slice {card['regression_slice']['accuracy']:.4f}")
+    return card
+
+
+def load_card(name=DEFAULT_DETECTOR) -> dict:
+    return json.loads(card_path(name).read_text())
+
