@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""False alarms on real photographs from other sources than CIFAR (data/real_photos.py: sample photos that
+install with registry packages), for the shipped detectors: how often a real photo is called FAKE or EDITED.
+
+Each photo is scored as predict.py scores it (the centred square, shrunk to 32x32: scale 1) and, to show what
+that shrinking does, as squares of a half, a quarter and an eighth of its shorter side and as 32x32 pixel crops
+taken without any resizing (up to 16 a photo at each scale, across the whole photo). For evaluation only: no
+training, threshold or choice is made on these photos. docs/model-card.md quotes the table; the last line is
+one JSON object.
+
+    python bench/real_photos.py [--detectors three_class,real_vs_fake_robust]
+"""
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.images import open_rgb, square_view  # noqa: E402
+from data.real_photos import real_photo_files, tiles  # noqa: E402
+from models import decide, probabilities  # noqa: E402
+from utils.checkpoint import load_classifier  # noqa: E402
+from utils.inference import predict, run_model  # noqa: E402
+from utils.metrics import wilson_interval  # noqa: E402
+from utils.prediction import is_uncertain  # noqa: E402
+from utils.shipping import DETECTORS, detector_path  # noqa: E402
+
+SCALES = {"whole photo (predict.py)": 1.0, "1/2 of the short side": 0.5, "1/4": 0.25, "1/8": 0.125,
+          "32x32 crops, no resizing": 0.0}
+
+
+def views(photos):
+    """-> {scale name: (uint8 views (N, 3, 32, 32), photo index of each)}."""
+    out = collections.defaultdict(lambda: ([], []))
+    for i, (_, path) in enumerate(photos):
+        im = open_rgb(path)
+        for name, fraction in SCALES.items():
+            for box in tiles(*im.size, fraction if fraction else 32 / min(im.size)):
+                out[name][0].append(square_view(im, box))
+                out[name][1].append(i)
+    return {k: (np.stack(v).transpose(0, 3, 1, 2), np.array(idx)) for k, (v, idx) in out.items()}
+
+
+def rates(labels, classes, uncertain) -> dict:
+    n = len(labels)
+    row = {"n": n, "uncertain": float(np.mean(uncertain))}
+    for c in classes:
+        k = int(np.sum(np.asarray(labels) == c))
+        low, high = wilson_interval(k, n)
+        row[c] = {"rate": k / n, "ci95": [round(low, 3), round(high, 3)]}
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--detectors", default=",".join(DETECTORS))
+    args = p.parse_args()
+    photos, missing = real_photo_files()
+    by_source = collections.Counter(source for source, _ in photos)
+    print(f"{len(photos)} photos: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
+          + "".join(f"; {s} absent ({how})" for s, how in missing.items()))
+    all_views = views(photos)
+    result = {"photos": len(photos), "sources": dict(by_source), "missing": missing, "detectors": {}}
+    for name in args.detectors.split(","):
+        model, ck = load_classifier(detector_path(name))
+        classes = ck["classes"]
+        # scale 1 through predict.py's own path, and the same views in memory must agree with it
+        from_files = list(predict((model, ck), [p for _, p in photos], device="cpu"))
+        table = {}
+        for scale, (x, photo) in all_views.items():
+            probs = probabilities(run_model(model, x)).numpy()
+            labels = [classes[k] for k in decide(probs, ck.get("threshold")).numpy()]
+            uncertain = [is_uncertain(row, ck.get("threshold")) for row in probs]
+            table[scale] = rates(labels, classes, uncertain)
+            if SCALES[scale] == 1.0:
+                assert labels == [r["label"] for r in from_files], "in-memory views differ from predict.py's"
+                table[scale]["per_photo"] = {Path(p).name: (r["label"], round(r["probability"], 3))
+                                             for (_, p), r in zip(photos, from_files)}
+        result["detectors"][name] = table
+        print(f"\n== {name} ({DETECTORS[name]['what']})")
+        print(f"{'scale':28s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes) + "  uncertain")
+        for scale, row in table.items():
+            print(f"{scale:28s} {row['n']:4d} " + " ".join(
+                f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in classes)
+                  + f"  {row['uncertain']:.1%}")
+        print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}"
+                                           for k, v in table[next(iter(SCALES))]["per_photo"].items()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

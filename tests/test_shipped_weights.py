@@ -1,0 +1,82 @@
+"""The shipped detectors (weights/): each loads, matches its model card on a fixed slice of the test split, and
+its ONNX export agrees with it; predict.py with no model named uses the three-class one."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from utils.checkpoint import WEIGHTS_DIR, default_detector, load_checkpoint
+from utils.onnx_model import OnnxClassifier
+from utils.shipping import DETECTORS, card_path, detector_path, load_card, regression_slice, slice_accuracy
+
+NAMES = list(DETECTORS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_detector_is_small_and_says_how_it_was_made(name):
+    card = load_card(name)
+    ck = load_checkpoint(detector_path(name))
+    assert detector_path(name).stat().st_size < 5_000_000 and card["bytes"] == detector_path(name).stat().st_size
+    assert (WEIGHTS_DIR / card["onnx"]).stat().st_size < 5_000_000
+    assert card["train_command"].startswith("python train.py ") and "--epochs" in card["train_command"]
+    provenance = ck["provenance"]
+    assert len(provenance["git_commit"]) == 40 and provenance["train_signature"] and provenance["val_signature"]
+    assert ck["classes"] == card["classes"] and ck["model_name"] == card["model_name"]
+    if card["dtype"] == "float16":  # shipped in half precision only when measured to change (almost) no verdict
+        assert card["half_precision"]["same_verdict"] >= 0.999
+        assert all(v.dtype == torch.float16 for v in ck["state_dict"].values() if v.is_floating_point())
+    for key in ("accuracy", "balanced_accuracy", "ece", "n"):
+        assert key in card["test"]
+    assert [row["set"] for row in card["robustness"]][0] == "test" and len(card["robustness"]) >= 5
+
+
+@pytest.fixture(scope="module")
+def slices(shipped_root):
+    """Each detector's regression slice, scored once through predict()'s path."""
+    from utils.checkpoint import load_classifier
+    out = {}
+    for name in NAMES:
+        test_dir = shipped_root / load_card(name)["regression_slice"]["test_path"]
+        out[name] = (test_dir, slice_accuracy(load_classifier(detector_path(name)), test_dir))
+    return out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_detector_matches_its_model_card(name, slices):
+    card = load_card(name)["regression_slice"]
+    _, got = slices[name]
+    assert got["n"] == card["n"] == card["per_class"] * len(load_card(name)["classes"])
+    # the same files and weights give the same verdicts; a different CPU may move a borderline image or two
+    assert abs(got["accuracy"] - card["accuracy"]) <= 2 / card["n"], (got["accuracy"], card["accuracy"])
+    assert np.abs(np.array(got["probabilities"]) - np.array(card["probabilities"])).max() < 2e-3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_onnx_agrees_with_the_checkpoint(name, slices):
+    test_dir, torch_scores = slices[name]
+    onnx = slice_accuracy(OnnxClassifier(WEIGHTS_DIR / load_card(name)["onnx"]), test_dir)
+    difference = np.abs(np.array(onnx["probabilities"]) - np.array(torch_scores["probabilities"])).max()
+    assert difference < 1e-3 and abs(onnx["accuracy"] - torch_scores["accuracy"]) <= 1 / onnx["n"]
+
+
+def test_predict_with_no_model_named_uses_the_shipped_detector(shipped_root, capsys):
+    import predict
+    paths, labels = regression_slice(shipped_root / "test-3class", per_class=2)
+    with pytest.raises(SystemExit) as exit_code:
+        from utils import cli
+        cli.run(lambda: predict.main([*map(str, paths), "--json"]))
+    assert exit_code.value.code == 0
+    out, err = capsys.readouterr()
+    assert f"# detector: {default_detector()}" in err and "6 files: 6 classified, 0 failed" in err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    assert all(set(r["probabilities"]) == {"REAL", "EDITED", "FAKE"} and "edit_box" in r for r in rows)
+
+
+def test_model_card_figures_are_the_shipped_ones():
+    """docs/model-card.md quotes the cards' test figures; a reshipped detector must update it."""
+    text = (WEIGHTS_DIR.parent / "docs" / "model-card.md").read_text()
+    for name in NAMES:
+        assert f"{load_card(name)['test']['accuracy'] * 100:.2f}%" in text, name
+    assert card_path("three_class").name in text
