@@ -1,6 +1,7 @@
 """The shipped detectors (weights/): each loads, matches its model card on a fixed slice of the test split, and
 its ONNX export agrees with it; predict.py with no model named uses the three-class one."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,27 @@ def test_model_card_figures_are_the_shipped_ones():
     for name in NAMES:
         assert f"{load_card(name)['test']['accuracy'] * 100:.2f}%" in text, name
     assert card_path("three_class").name in text
+
+
+def test_ship_writes_weights_onnx_and_a_card_that_reproduces(trained_run, tmp_path):
+    """ship() on a tiny run: the card's figures come back when the shipped file is loaded again."""
+    import os
+
+    from data.perturbed import build_perturbed_splits
+    from tests.conftest import write_split
+    from utils.checkpoint import load_classifier
+    from utils.shipping import ship
+    root = Path(os.environ["AIC_DATA_ROOT"])
+    write_split(root / "test", {"REAL": 16, "FAKE": 16}, seed=7, fmt="JPEG")
+    build_perturbed_splits(root, "test", verbose=False)
+    card = ship("real_vs_fake_robust", Path(trained_run["result"]["checkpoint"]).parent, out_dir=tmp_path,
+                log=lambda line: None)
+    weights = tmp_path / "real_vs_fake_robust.pt"
+    assert card["bytes"] == weights.stat().st_size and (tmp_path / card["onnx"]).is_file()
+    assert json.loads((tmp_path / "real_vs_fake_robust.json").read_text()) == card
+    assert card["dtype"] == ("float16" if card["half_precision"]["same_verdict"] >= 0.999 else "float32")
+    assert card["test"]["n"] == 32 and [r["set"] for r in card["robustness"]][:2] == ["test", "test-jpeg75"]
+    again = slice_accuracy(load_classifier(weights), root / "test")
+    assert again["accuracy"] == card["regression_slice"]["accuracy"]
+    assert card["onnx_slice"]["accuracy"] == card["regression_slice"]["accuracy"]
+    assert card["provenance"]["git_commit"] == load_checkpoint(weights)["provenance"]["git_commit"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from data import load_folder, resolve_split
+from models import build_model
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.inference import evaluate, predict, robustness
 
@@ -127,8 +128,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "dtype": "float16" if shipped is not ck else "float32", "half_precision": agreement,
         "train_command": train_command(name), "ship_command": f"python ship.py {name}",
         "model_name": ck["model_name"], "classes": ck["classes"], "epochs": ck["epoch"],
-        "parameters": sum(v.numel() for k, v in ck["state_dict"].items() if v.is_floating_point()
-                          and "running" not in k),
+        "parameters": sum(p.numel() for p in build_model(ck["model_name"], len(ck["classes"])).parameters()),
         "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
         "validation": ck.get("val_metrics"),
         "test": {k: v for k, v in test.items() if k not in ("confusion_matrix",)},
