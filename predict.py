@@ -59,10 +59,11 @@ def main(argv=None):
                                                   args.masks)
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
-    failed = total = 0
+    failed = total = resized = 0
     skipped = collections.Counter()  # by extension
     for r in results:
         total += 1
+        resized += bool(r.get("resized"))
         if "error" in r:
             failed += 1
         if "skipped" in r:
@@ -82,6 +83,10 @@ def main(argv=None):
     print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
           + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"
              if n_skipped else ""), file=sys.stderr)
+    if resized:
+        print(f"# {resized} of them shrunk to 32x32 from another size: the detectors learned 32x32 CIFAKE images, "
+              "and on larger real photos their verdicts are unreliable (docs/model-card.md, Limitations)",
+              file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -49,12 +49,13 @@ def post(client, files, detector="run:tiny"):
 def test_lists_runs_and_classifies_what_it_can(client):
     assert "run: tiny" in client.get("/").data.decode()
     status, page = post(client, [("a.png", png_bytes(1)), ("broken.jpg", b"\xff\xd8 not a jpeg"),
-                                 ("b.png", png_bytes(2))])
+                                 ("b.png", png_bytes(2, size=64))])
     assert status == 200
     assert page.count('class="verdict ') == 2 and page.count('class="error"') == 1
     assert "broken.jpg" in page and "Could not be read" in page
     assert "3 file(s), 2 classified, 1 could not\nbe read" in page
     assert page.count("data:image/png;base64,") == 4  # view + Grad-CAM for each read file; no map on this model
+    assert page.count('class="resized"') == 1  # only the 64x64 one was shrunk: its verdict carries the warning
 
 
 def test_refuses_bombs_big_files_and_oversized_requests(client):

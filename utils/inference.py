@@ -161,10 +161,13 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
 
 
 def _robustness_row(name, what, metrics, rows) -> dict:
+    called = np.asarray(metrics["confusion_matrix"]).sum(0) / max(metrics["n"], 1)
     return {"set": name, "perturbation": what, "n": metrics["n"], "accuracy": metrics["accuracy"],
             "balanced_accuracy": metrics["balanced_accuracy"], "roc_auc": metrics["roc_auc"],
             "ece": metrics.get("ece"),
-            "accuracy_change": metrics["accuracy"] - (rows[0]["accuracy"] if rows else metrics["accuracy"])}
+            "accuracy_change": metrics["accuracy"] - (rows[0]["accuracy"] if rows else metrics["accuracy"]),
+            # the share given each label: a three-class model on these REAL/FAKE sets may call them EDITED
+            "called": {c: float(v) for c, v in zip(metrics["classes"], called)}}
 
 
 def _robustness_sets():

@@ -144,12 +144,13 @@ def _fmt(v):
 
 def format_robustness(rows) -> str:
     """The robustness table: one line per (perturbed) set."""
+    edited = "EDITED" in rows[0].get("called", {}) if rows else False  # a three-class model: how much it calls EDITED
     lines = [f"{'set':<18} {'perturbation':<30} {'n':>6} {'accuracy':>9} {'change':>8} {'bal.acc':>8} "
-             f"{'roc_auc':>8} {'ece':>7}"]
+             f"{'roc_auc':>8} {'ece':>7}" + (f" {'EDITED':>7}" if edited else "")]
     for r in rows:
         lines.append(f"{r['set']:<18} {r['perturbation']:<30} {r['n']:>6} {r['accuracy']:>9.4f} "
                      f"{r['accuracy_change']:>+8.4f} {r['balanced_accuracy']:>8.4f} {_fmt(r['roc_auc']):>8} "
-                     f"{_fmt(r['ece']):>7}")
+                     f"{_fmt(r['ece']):>7}" + (f" {r['called']['EDITED']:>7.4f}" if edited else ""))
     return "\n".join(lines)
 
 

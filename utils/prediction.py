@@ -75,13 +75,15 @@ def expand_paths(paths):
 
 def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None,
                   keep_arrays=False):
-    """Yield one dict per file, in order: {path, label, probability, probabilities, uncertain}, {path, error}
+    """Yield one dict per file, in order: {path, resized, label, probability, probabilities, uncertain}, {path, error}
     (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
     `score(images)` takes uint8 (N, 3, 32, 32) arrays and returns (probabilities (N, C), class indices (N,)),
     and for a model with an edit map also the maps (N, 32, 32) in 0..1: then each verdict has `edit_box` and
     `edit_area` (see `edit_region`), and with `masks_dir` the map is written there as a PNG (`mask`: its path).
-    `probability` is that of the positive class for two classes, else that of the predicted class;
+    `resized`: the file was not 32x32, so the model saw a shrunk centre square (docs/model-card.md says what
+    verdicts on such images are worth). `probability` is that of the positive class for two classes, else that
+    of the predicted class;
     `uncertain` follows `is_uncertain` with the model's decision `threshold`. With `keep_arrays`, each verdict
     also carries `view`, the (32, 32, 3) uint8 image the model saw, and `edit_map`, its (32, 32) map or None
     (for the web page, which draws them)."""
@@ -99,10 +101,10 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
                 results.append({"path": str(path), "skipped": skip})
                 continue
             try:
-                array, _ = load_image(path)
+                array, resized = load_image(path)
                 slots.append(len(results))
                 arrays.append(array)
-                results.append({"path": str(path)})
+                results.append({"path": str(path), "resized": resized})
             except ImageError as e:
                 results.append({"path": str(path), "error": str(e)})
         if arrays:

@@ -70,7 +70,7 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
             continue
         p_edited = r["probabilities"].get("EDITED", 0.0)
         show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or p_edited >= EDIT_MAP_FROM)
-        cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"],
+        cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
                       "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], heat_of[id(r)])),
                       "edit_map": png_uri(map_overlay(r["view"], r["edit_map"])) if show_map else None})
