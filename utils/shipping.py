@@ -131,7 +131,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "parameters": sum(p.numel() for p in build_model(ck["model_name"], len(ck["classes"])).parameters()),
         "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
         "validation": ck.get("val_metrics"),
-        "test": {k: v for k, v in test.items() if k not in ("confusion_matrix",)},
+        "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,
         "regression_slice": {"test_path": test_path, **slice_accuracy(classifier, test_dir)},
         "onnx_slice": {k: v for k, v in slice_accuracy(OnnxClassifier(onnx_file), test_dir).items()
