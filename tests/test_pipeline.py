@@ -98,6 +98,17 @@ def test_resume_continues_to_the_requested_epochs(tiny_split, tmp_path):
     assert len(train(epochs=3, resume=True, **common)["history"]) == 3
 
 
+def test_resume_keeps_the_precision_it_started_with(tiny_split, tmp_path):
+    """--precision auto on --resume reuses the recorded precision instead of timing bf16 against fp32 again
+    (one of the two starts below differs from what a fresh measurement would pick, on any CPU)."""
+    for started in ("fp32", "bf16"):
+        common = dict(model="model_2", train_path=str(tiny_split), test_path="none", batch_size=32, progress=False,
+                      device="cpu", seed=3, out=str(tmp_path / started))
+        train(epochs=1, precision=started, **common)
+        resumed = train(epochs=2, resume=True, precision="auto", **common)
+        assert resumed["precision"] == resumed["provenance"]["precision"] == started
+
+
 def test_same_seed_same_run(tiny_split, tmp_path):
     runs = [train(model="model_2", train_path=str(tiny_split), test_path="none", epochs=1, batch_size=32,
                   out=str(tmp_path / f"r{i}"), progress=False, device="cpu", seed=7, precision="fp32")

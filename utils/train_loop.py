@@ -140,7 +140,10 @@ class Trainer:
         config, data = self.config, self.data
         probe = (data.train_images[:config.batch_size].to(self.device),
                  torch.as_tensor(data.train_labels[:config.batch_size]).to(self.device))
-        self.autocast, self.scaler = choose_precision(config, self.device, self.model, self.loss_fn, probe, self.log)
+        # a resumed run keeps its precision: measuring again on a busier CPU could pick the other one
+        recorded = self._recorded_precision() if config.resume and config.precision == "auto" else None
+        chosen = dataclasses.replace(config, precision=recorded) if recorded else config
+        self.autocast, self.scaler = choose_precision(chosen, self.device, self.model, self.loss_fn, probe, self.log)
         self.precision = precision_name(self.autocast)
         self.provenance = provenance(self.device, self.precision, data)
         if config.budget_minutes and not config.resume:  # a resumed run keeps the epochs its first part planned
@@ -156,6 +159,13 @@ class Trainer:
         self.config = dataclasses.replace(self.config, epochs=epochs)
         if steps_done is not None:
             self.scheduler = make_scheduler(self.optimizer, self.config, len(self.batches), steps_done)
+
+    def _recorded_precision(self):
+        """The CPU precision (fp32 or bf16) in last.pt's provenance, or None (no last.pt, or not on a CPU)."""
+        recorded = None
+        if self.main and self.last_path.exists():
+            recorded = (load_checkpoint(self.last_path).get("provenance") or {}).get("precision")
+        return distributed.broadcast_object(recorded if self.device.type == "cpu" else None)
 
     def _resume(self):
         """Rank 0 reads last.pt and the best checkpoint, every rank gets them by broadcast (ranks on other
