@@ -39,17 +39,14 @@ AS_CIFAKE = "whole photo, then JPEG 75 at 32x32"
 
 
 def views(photos):
-    """-> {scale name: (uint8 views (N, 3, 32, 32), photo index of each)}."""
-    out = collections.defaultdict(lambda: ([], []))
-    for i, (_, path) in enumerate(photos):
+    """-> {scale name: uint8 views (N, 3, 32, 32)}, each photo's in order."""
+    out = collections.defaultdict(list)
+    for _, path in photos:
         im = open_rgb(path)
         for name, fraction in SCALES.items():
-            for box in tiles(*im.size, fraction if fraction else 32 / min(im.size)):
-                out[name][0].append(square_view(im, box))
-                out[name][1].append(i)
-    out = {k: (np.stack(v).transpose(0, 3, 1, 2), np.array(idx)) for k, (v, idx) in out.items()}
-    whole, idx = out[next(iter(SCALES))]
-    out[AS_CIFAKE] = (jpeg(torch.from_numpy(whole), 75).numpy(), idx)
+            out[name] += [square_view(im, box) for box in tiles(*im.size, fraction if fraction else 32 / min(im.size))]
+    out = {k: np.stack(v).transpose(0, 3, 1, 2) for k, v in out.items()}
+    out[AS_CIFAKE] = jpeg(torch.from_numpy(out[next(iter(SCALES))]), 75).numpy()
     return out
 
 
@@ -79,7 +76,7 @@ def main():
         # scale 1 through predict.py's own path, and the same views in memory must agree with it
         from_files = list(predict((model, ck), [p for _, p in photos], device="cpu"))
         table = {}
-        for scale, (x, photo) in all_views.items():
+        for scale, x in all_views.items():
             probs = probabilities(run_model(model, x)).numpy()
             labels = [classes[k] for k in decide(probs, ck.get("threshold")).numpy()]
             uncertain = [is_uncertain(row, ck.get("threshold")) for row in probs]

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from data import load_folder, resolve_split
-from models import build_model
+from models import build_model, decide, probabilities
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
-from utils.inference import evaluate, predict, robustness
+from utils.inference import evaluate, predict, robustness, run_model
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
 # long as the shipped one did) and the test split its figures are measured on
@@ -77,8 +77,6 @@ def half_precision(ck: dict) -> dict:
 
 
 def _verdicts(ck, images):
-    from models import decide, probabilities
-    from utils.inference import run_model
     probs = probabilities(run_model(model_from_checkpoint(ck), images))
     return decide(probs, ck.get("threshold")).numpy(), probs.numpy()
 

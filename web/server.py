@@ -61,8 +61,7 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
     model, ck = classifier
     results = list(predict(classifier, [path for _, path in uploads], device=device, keep_arrays=True))
     read = [r for r in results if "label" in r]
-    heat = gradcam(model, np.stack([r["view"] for r in read]).transpose(0, 3, 1, 2))[0] if read else []
-    heat_of = {id(r): h for r, h in zip(read, heat)}
+    heat = iter(gradcam(model, np.stack([r["view"] for r in read]).transpose(0, 3, 1, 2))[0] if read else [])
     cards = []
     for (name, _), r in zip(uploads, results):
         if "label" not in r:
@@ -72,7 +71,7 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
         show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or p_edited >= EDIT_MAP_FROM)
         cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
-                      "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], heat_of[id(r)])),
+                      "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], next(heat))),
                       "edit_map": png_uri(map_overlay(r["view"], r["edit_map"])) if show_map else None})
     return cards
 
@@ -127,6 +126,7 @@ def create_app(runs_dir="runs", weights_dir=WEIGHTS_DIR, device="cpu") -> Flask:
     @app.errorhandler(413)
     def too_large(_):
         return page(413, message=f"Refused: the upload is over {MAX_UPLOAD_BYTES / 1e6:.0f} MB at once "
-                                 f"(and each image may be at most {MAX_FILE_BYTES / 1e6:.0f} MB). Send fewer or smaller files.")
+                                 f"(and each image may be at most {MAX_FILE_BYTES / 1e6:.0f} MB). Send fewer or "
+                                 "smaller files.")
 
     return app
