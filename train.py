@@ -43,8 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--vflip", action=argparse.BooleanOptionalAction, default=None, help="random vertical flips")
     p.add_argument("--crop-padding", type=int, help="pad-and-random-crop by this many pixels (0: off)")
     p.add_argument("--robust", type=float, metavar="P",
-                   help="robust training: each of JPEG re-saving (q 50-95), down/up resizing and blur hits a "
-                        "share P of every batch (0: off; e.g. 0.3)")
+                   help="robust training: each label-neutral change with a training range in "
+                        "data/degradations.py (JPEG q 50-95, down/up resizing, blur, Gaussian noise, a gamma curve) "
+                        "hits a share P of every batch, every class alike (0: off; e.g. 0.3)")
     p.add_argument("--synthetic-edits", type=float, metavar="P",
                    help="edit a share P of the REAL images of every batch on the fly (data/synthetic_edits.py: "
                         "salt-and-pepper, blurred, smoothed, cloned or brightened patches) and label them EDITED; "

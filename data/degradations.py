@@ -1,12 +1,19 @@
-"""The degradations a detector meets in the wild, in one table read by both of their uses: robust-training
-augmentation of whole batches (`robust_augment`, from data.batches) and the fixed perturbed test copies of the
-robustness table (`TEST_COPIES`, written by data.perturbed). Each works on uint8 (N, 3, H, W) tensors.
+"""Label-neutral changes of whole images (what a file meets in the wild: re-encoding, resampling, filters, tone
+curves, noise), in one table read by all three of their uses: robust-training augmentation of whole batches
+(`robust_augment`, from data.batches, for every class alike), the fixed perturbed test copies of the robustness
+table (`TEST_COPIES`, written by data.perturbed) and the bias table of bench/bias.py (`BIAS_CHANGES`). Only the
+kinds with a `train_range` are drawn in training; the others (WebP, palette PNG, enlargement, sharpening,
+saturation) are kept aside, so the bias table measures changes the detector never saw. Each works on uint8
+(N, 3, H, W) tensors.
 """
+import io
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 
@@ -36,6 +43,51 @@ def mirror(x, _strength=None):
     return x.flip(-1)
 
 
+def gamma(x, g):
+    """A global tone curve: out = 255 (in / 255) ** g (g < 1 brightens the shadows, g > 1 darkens them)."""
+    return (255.0 * (x.float() / 255.0) ** float(g)).round().clamp(0, 255).to(torch.uint8)
+
+
+def saturation(x, factor):
+    """Colours pushed away from (factor > 1) or towards (< 1) their grey: a phone's 'vivid' filter."""
+    return TF.adjust_saturation(x, float(factor))
+
+
+def sharpen(x, amount):
+    """An unsharp mask of the whole image (3x3 Gaussian, sigma 1): what phone cameras apply by default."""
+    soft = TF.gaussian_blur(x.float(), kernel_size=[3, 3], sigma=[1.0, 1.0])
+    return (x.float() + float(amount) * (x.float() - soft)).round().clamp(0, 255).to(torch.uint8)
+
+
+def enlarge_shrink(x, factor):
+    """Enlarged `factor` times (bicubic) and shrunk back with antialiasing: an upscaled copy saved at its old size."""
+    h, w = x.shape[-2:]
+    big = F.interpolate(x.float(), scale_factor=float(factor), mode="bicubic", align_corners=False)
+    return F.interpolate(big, size=(h, w), mode="bilinear", antialias=True,
+                         align_corners=False).round().clamp(0, 255).to(torch.uint8)
+
+
+def _through_pil(x, save):
+    """Each image written to memory by `save(PIL image, buffer)` and read back as RGB."""
+    out = []
+    for a in x.cpu().permute(0, 2, 3, 1).numpy():
+        buf = io.BytesIO()
+        save(Image.fromarray(a), buf)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            out.append(np.asarray(im.convert("RGB")))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().to(x.device)
+
+
+def webp(x, quality):
+    return _through_pil(x, lambda im, buf: im.save(buf, "WEBP", quality=int(quality)))
+
+
+def palette_png(x, colours):
+    """Saved as a palette PNG of at most `colours` colours (adaptive palette, no dithering)."""
+    return _through_pil(x, lambda im, buf: im.quantize(int(colours), dither=Image.Dither.NONE).save(buf, "PNG"))
+
+
 @dataclass(frozen=True)
 class Degradation:
     about: str                    # what it does at a strength, e.g. "re-saved as JPEG quality {}"
@@ -54,8 +106,16 @@ DEGRADATIONS = {
     # clean and resized validation images (docs/experiments.md)
     "resize": Degradation("down to {0}x{0} and back up", lambda x, s, g: down_up(x, s), (16, 22), integer=True),
     "blur": Degradation("Gaussian blur, sigma {}", lambda x, s, g: blur(x, s), (0.3, 1.0)),
-    "noise": Degradation("Gaussian noise, std {} levels", lambda x, s, g: noise(x, s, g)),
+    # a camera's sensor noise is no edit (the seed's salt-and-pepper is): trained, so it is not read as one
+    "noise": Degradation("Gaussian noise, std {} levels", lambda x, s, g: noise(x, s, g), (1.0, 8.0)),
+    "gamma": Degradation("tone curve, gamma {}", lambda x, s, g: gamma(x, s), (0.75, 1.35)),
     "flip": Degradation("mirrored left-right", lambda x, s, g: mirror(x)),
+    # kept aside: never drawn in training, so the bias table shows what a change the detector never saw does
+    "webp": Degradation("re-saved as WebP quality {}", lambda x, s, g: webp(x, s), integer=True),
+    "palette": Degradation("saved as a palette PNG of {} colours", lambda x, s, g: palette_png(x, s), integer=True),
+    "enlarge": Degradation("enlarged {}x and shrunk back", lambda x, s, g: enlarge_shrink(x, s)),
+    "sharpen": Degradation("unsharp mask, amount {}", lambda x, s, g: sharpen(x, s)),
+    "saturation": Degradation("saturation x{}", lambda x, s, g: saturation(x, s)),
 }
 
 # the robustness table's fixed copies of a split: <split>-<name> = one degradation at one strength
@@ -69,15 +129,41 @@ TEST_COPIES = {
 }
 
 
-def describe_copy(name: str) -> str:
-    kind, strength = TEST_COPIES[name]
+# bench/bias.py's table of label-neutral changes: name -> (kind, strength); a REAL or FAKE image called EDITED
+# after one of them is a false edit alarm. Some strengths lie outside the trained ranges on purpose.
+BIAS_CHANGES = {
+    "jpeg90": ("jpeg", 90), "jpeg60": ("jpeg", 60), "jpeg30": ("jpeg", 30),
+    "webp80": ("webp", 80), "webp50": ("webp", 50), "palette256": ("palette", 256), "palette64": ("palette", 64),
+    "down_up24": ("resize", 24), "down_up16": ("resize", 16), "enlarge2": ("enlarge", 2), "enlarge3.5": ("enlarge", 3.5),
+    "blur0.6": ("blur", 0.6), "sharpen1": ("sharpen", 1.0), "noise3": ("noise", 3.0), "noise10": ("noise", 10.0),
+    "gamma0.8": ("gamma", 0.8), "gamma1.25": ("gamma", 1.25), "saturation1.3": ("saturation", 1.3),
+    "saturation0.7": ("saturation", 0.7), "flip": ("flip", None),
+}
+
+
+def is_trained(name: str) -> bool:
+    """Whether bias change `name` is of a kind that robust training draws from (at any strength)."""
+    return DEGRADATIONS[BIAS_CHANGES[name][0]].train_range is not None
+
+
+def apply_change(table: dict, name: str, x, gen=None):
+    """Change `name` of `table` (TEST_COPIES or BIAS_CHANGES) applied to uint8 images x."""
+    kind, strength = table[name]
+    return DEGRADATIONS[kind].apply(x, strength, gen)
+
+
+def describe_change(table: dict, name: str) -> str:
+    kind, strength = table[name]
     return DEGRADATIONS[kind].describe(strength)
+
+
+def describe_copy(name: str) -> str:
+    return describe_change(TEST_COPIES, name)
 
 
 def degrade_copy(name: str, x, gen=None):
     """The test copy `name`'s degradation applied to uint8 images x."""
-    kind, strength = TEST_COPIES[name]
-    return DEGRADATIONS[kind].apply(x, strength, gen)
+    return apply_change(TEST_COPIES, name, x, gen)
 
 
 def robust_augment(x, gen, p: float):

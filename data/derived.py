@@ -29,6 +29,7 @@ from .sources import default_data_root
 
 EDITED_PER_SET = 1500
 SEED = 2024
+CIFAKE_JPEG_QUALITY = 75  # every shipped REAL, FAKE and EDITED file's quantisation tables: edited test images get it too
 
 
 def _files(d: Path) -> list:
@@ -59,7 +60,7 @@ def _write_split(root: Path, name: str, classes: dict, edited: dict, fingerprint
         if edited:
             (stage / "EDITED").mkdir(parents=True, exist_ok=True)
             for fname, (array, entry) in edited.items():
-                Image.fromarray(array).save(stage / "EDITED" / fname, "JPEG", quality=95)
+                Image.fromarray(array).save(stage / "EDITED" / fname, "JPEG", quality=CIFAKE_JPEG_QUALITY)
                 manifest[f"EDITED/{fname}"] = entry
         write_manifest(stage, fingerprint, seed=SEED, images=manifest)
     counts = ", ".join(f"{c}={len(_files(target / c))}" for c in sorted(p.name for p in target.iterdir() if p.is_dir()))

@@ -3,7 +3,9 @@
 Diffing each shipped EDITED image against its same-named source in train/REAL shows four kinds of edit:
 salt-and-pepper noise (often over the whole image), blurred patches, smooth inpainted-looking patches, and
 patches copied from elsewhere in the image; the median image has ~10% of its pixels changed by more than 10
-levels. Social-media edits are added: a brightened/contrasted region and a JPEG re-save.
+levels. A social-media edit is added: a brightened/contrasted region. The shipped EDITED images are JPEGs at
+CIFAKE's quality 75, like every REAL and FAKE file, so an edited image is saved exactly so (data.derived) and no
+step here re-encodes it: a compression history of its own would be a label the detector could read.
 Every function takes and returns uint8 (H, W, 3) arrays; `random_edit` draws one seeded recipe.
 """
 import io
@@ -85,7 +87,7 @@ def _region(rng, size, lo=6, hi=16):
 
 def random_edit(img, rng):
     """-> (edited image, recipe): one local edit drawn with the shipped mix of kinds (salt-and-pepper ~40%,
-    blur, smooth and copy patches ~15% each, brightness/contrast ~10%), then a JPEG re-save 20% of the time.
+    blur, smooth and copy patches ~15% each, brightness/contrast ~15%).
     The recipe (kinds, regions as [x, y, w, h], parameters) is plain JSON."""
     size = img.shape[0]
     kind = rng.choice(["salt_and_pepper", "blur_patch", "smooth_patch", "copy_patch", "brightness_contrast"],
@@ -108,9 +110,4 @@ def random_edit(img, rng):
         region = _region(rng, size)
         params = {"brightness": round(float(rng.uniform(-40, 40)), 1), "contrast": round(float(rng.uniform(0.6, 1.6)), 2)}
         out = brightness_contrast(img, region, **params)
-    recipe = [{"edit": str(kind), "region": region, **params}]
-    if rng.random() < 0.2:
-        q = int(rng.integers(60, 91))
-        out = jpeg_resave(out, q)
-        recipe.append({"edit": "jpeg_resave", "region": [0, 0, size, size], "quality": q})
-    return out, recipe
+    return out, [{"edit": str(kind), "region": region, **params}]

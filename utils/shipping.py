@@ -19,8 +19,9 @@ from utils.inference import evaluate, predict, robustness, run_model
 # long as the shipped one did) and the test split its figures are measured on
 DETECTORS = {
     "three_class": dict(
-        what="REAL / EDITED / FAKE with an edit map (the edits recipe: edit_map_srm)",
-        train_args=["--recipe", "edits", "--budget-minutes", "0", "--epochs", "8"], test_path="test-3class"),
+        what="REAL / EDITED / FAKE with an edit map, trained under label-neutral changes (the edits recipe: "
+             "edit_map_srm)",
+        train_args=["--recipe", "edits", "--budget-minutes", "0", "--epochs", "10"], test_path="test-3class"),
     "real_vs_fake_robust": dict(
         what="REAL / FAKE, trained to hold under JPEG, resizing and blur (the robust recipe)",
         train_args=["--recipe", "robust", "--budget-minutes", "0", "--epochs", "16"], test_path="test"),
