@@ -13,6 +13,9 @@ threshold t tuned on validation, t/2 to (1+t)/2); for more classes when the chos
 A model with an edit map (edit_map*) also gives edit_box=x,y,w,h: the box around the pixels its map calls
 edited, in the 32x32 view it saw; --masks DIR writes the maps themselves, and --json has edit_box, edit_area
 (pixels) and mask (the PNG's path).
+A verdict on an image unlike anything the detector learned (its features far from those of its training images,
+utils/outside.py) is marked "outside" (--json: "outside": true, with outside_score, 1 being the cut): its label
+is a guess. ONNX models do not carry that score ("outside": null).
 In folders, files without an image extension (.xmp, .txt, .json sidecars) are skipped and counted.
 Any size or mode is accepted and prepared as in training. A file that cannot be read gets an error line and
 the run goes on. Exit 0: every file classified; 1: some could not be read; 2: usage error (bad checkpoint...).
@@ -59,11 +62,12 @@ def main(argv=None):
                                                   args.masks)
     if not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
-    failed = total = resized = 0
+    failed = total = resized = outside = 0
     skipped = collections.Counter()  # by extension
     for r in results:
         total += 1
         resized += bool(r.get("resized"))
+        outside += bool(r.get("outside"))
         if "error" in r:
             failed += 1
         if "skipped" in r:
@@ -77,12 +81,15 @@ def main(argv=None):
         else:  # two classes: P(positive); more: every class's probability; then the edit box, if any
             probs = "" if len(classes) == 2 else "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
             box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{probs}" + ("\tuncertain" if r["uncertain"] else "")
-                  + box, flush=True)
+            flags = ("\tuncertain" if r["uncertain"] else "") + ("\toutside" if r.get("outside") else "")
+            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{probs}{flags}{box}", flush=True)
     n_skipped = sum(skipped.values())
     print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
           + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"
              if n_skipped else ""), file=sys.stderr)
+    if outside:
+        print(f"# {outside} of them outside what the detector knows: unlike every image it learned from, so their "
+              "labels are guesses (docs/model-card.md, \"Outside what I know\")", file=sys.stderr)
     if resized:
         print(f"# {resized} of them shrunk to 32x32 from another size: the detectors learned 32x32 CIFAKE images, "
               "and on larger real photos their verdicts are unreliable (docs/model-card.md, Limitations)",

@@ -6,7 +6,9 @@ Each photo is scored as predict.py scores it (the centred square, shrunk to 32x3
 that shrinking does, as squares of a half, a quarter and an eighth of its shorter side and as 32x32 pixel crops
 taken without any resizing (up to 16 a photo at each scale, across the whole photo). For evaluation only: no
 training, threshold or choice is made on these photos. docs/model-card.md quotes the table; the last line is
-one JSON object.
+one JSON object: the first detector's (the default's) whole-photo figures at the top level (photos, sources,
+called_real, outside, called_real_or_outside, called_edited, confident_fake: called FAKE with probability >= 0.9),
+every table under "detectors".
 
     python bench/real_photos.py [--detectors three_class,real_vs_fake_robust]
 """
@@ -28,11 +30,12 @@ from models import decide, probabilities  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import predict, run_model  # noqa: E402
 from utils.metrics import wilson_interval  # noqa: E402
+from utils.outside import outside_scores  # noqa: E402
 from utils.prediction import is_uncertain  # noqa: E402
 from utils.shipping import DETECTORS, detector_path  # noqa: E402
 
-SCALES = {"whole photo (predict.py)": 1.0, "1/2 of the short side": 0.5, "1/4": 0.25, "1/8": 0.125,
-          "32x32 crops, no resizing": 0.0}
+SCALES = {"whole photo (predict.py)": 1.0, "halves (1/2 of the short side)": 0.5, "quarters (1/4)": 0.25,
+          "1/8": 0.125, "32x32 crops, no resizing": 0.0}
 # a probe, not a fix: the whole-photo view saved as a 32x32 JPEG at quality 75, the compression every CIFAKE
 # REAL and FAKE file has (its quantisation tables) and the test's EDITED images lack (quality 95)
 AS_CIFAKE = "whole photo, then JPEG 75 at 32x32"
@@ -50,9 +53,17 @@ def views(photos):
     return out
 
 
-def rates(labels, classes, uncertain) -> dict:
+def rates(labels, classes, uncertain, probs, outside) -> dict:
+    """Shares of the views given each label, uncertain, outside what the detector knows (None: it has no such
+    score), called REAL or outside, and called FAKE with probability >= 0.9."""
     n = len(labels)
-    row = {"n": n, "uncertain": float(np.mean(uncertain))}
+    labels = np.asarray(labels)
+    fake = classes.index("FAKE") if "FAKE" in classes else None
+    sure_fake = (labels == "FAKE") & (probs[:, fake] >= 0.9) if fake is not None else np.zeros(n, bool)
+    row = {"n": n, "uncertain": float(np.mean(uncertain)),
+           "outside": None if outside is None else float(np.mean(outside)),
+           "real_or_outside": float(np.mean((labels == "REAL") | (outside if outside is not None else False))),
+           "confident_fake": float(np.mean(sure_fake))}
     for c in classes:
         k = int(np.sum(np.asarray(labels) == c))
         low, high = wilson_interval(k, n)
@@ -69,7 +80,7 @@ def main():
     print(f"{len(photos)} photos: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
           + "".join(f"; {s} absent ({how})" for s, how in missing.items()))
     all_views = views(photos)
-    result = {"photos": len(photos), "sources": dict(by_source), "missing": missing, "detectors": {}}
+    result = {"by_source": dict(by_source), "missing": missing, "detectors": {}}
     for name in args.detectors.split(","):
         model, ck = load_classifier(detector_path(name))
         classes = ck["classes"]
@@ -80,21 +91,31 @@ def main():
             probs = probabilities(run_model(model, x)).numpy()
             labels = [classes[k] for k in decide(probs, ck.get("threshold")).numpy()]
             uncertain = [is_uncertain(row, ck.get("threshold")) for row in probs]
-            table[scale] = rates(labels, classes, uncertain)
+            outside = (outside_scores(model, ck["outside"], torch.from_numpy(x)) > ck["outside"]["threshold"]
+                       if ck.get("outside") else None)
+            table[scale] = rates(labels, classes, uncertain, probs, outside)
             if SCALES.get(scale) == 1.0:
                 assert labels == [r["label"] for r in from_files], "in-memory views differ from predict.py's"
-                table[scale]["per_photo"] = {Path(p).name: (r["label"], round(r["probability"], 3))
-                                             for (_, p), r in zip(photos, from_files)}
+                assert outside is None or list(outside) == [r["outside"] for r in from_files]
+                table[scale]["per_photo"] = {f"{source}/{Path(p).name}": (r["label"], round(r["probability"], 3),
+                                                                          r["outside"])
+                                             for (source, p), r in zip(photos, from_files)}
         result["detectors"][name] = table
         print(f"\n== {name} ({DETECTORS[name]['what']})")
-        print(f"{'scale':28s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes) + "  uncertain")
+        print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes)
+              + "  uncertain  outside  REAL|outside  FAKE>=0.9")
         for scale, row in table.items():
-            print(f"{scale:28s} {row['n']:4d} " + " ".join(
+            out = "-" if row["outside"] is None else f"{row['outside']:.1%}"
+            print(f"{scale:34s} {row['n']:4d} " + " ".join(
                 f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in classes)
-                  + f"  {row['uncertain']:.1%}")
-        print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}"
+                  + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}")
+        print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}{' outside' if v[2] else ''}"
                                            for k, v in table[next(iter(SCALES))]["per_photo"].items()))
-    print(json.dumps(result))
+    first = next(iter(result["detectors"].values()))[next(iter(SCALES))]
+    summary = {"photos": len(photos), "sources": len(by_source), "called_real": first["REAL"]["rate"],
+               "outside": first["outside"], "called_real_or_outside": first["real_or_outside"],
+               "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"]}
+    print(json.dumps({**summary, **result}))
 
 
 if __name__ == "__main__":

@@ -141,9 +141,9 @@ BIAS_CHANGES = {
 }
 
 
-def is_trained(name: str) -> bool:
-    """Whether bias change `name` is of a kind that robust training draws from (at any strength)."""
-    return DEGRADATIONS[BIAS_CHANGES[name][0]].train_range is not None
+def is_trained(name: str, table: dict = BIAS_CHANGES) -> bool:
+    """Whether change `name` of `table` is of a kind that robust training draws from (at any strength)."""
+    return DEGRADATIONS[table[name][0]].train_range is not None
 
 
 def apply_change(table: dict, name: str, x, gen=None):

@@ -1,24 +1,40 @@
 """Real photographs from other sources than CIFAR, for measuring false alarms only (never for training or for
-choosing a threshold): sample photos that install with registry packages.
+choosing a threshold): the photographs that install with registry packages, each chosen by eye as a camera
+photograph (the wallpaper packages' drawings and renders are left out).
 
 - scikit-learn: china.jpg, flower.jpg (sklearn/datasets/images; a project requirement, always there)
 - matplotlib: grace_hopper.jpg (mpl-data/sample_data; a project requirement)
-- scikit-image: astronaut, chelsea, coffee, motorcycle_left, rocket (`pip install scikit-image`)
+- scikit-image: 15 photographs of skimage/data (`pip install scikit-image`)
 - Debian's mate-backgrounds: the 12 nature photographs in /usr/share/backgrounds/mate/nature
-  (`apt-get install mate-backgrounds`; its other wallpapers, and Debian's other wallpaper packages, are
-  drawings and renders, so they are left out)
+- Debian's ukui-wallpapers: 14 photographs in /usr/share/backgrounds
+- Debian's plasma-workspace-wallpapers: 11 photographs in /usr/share/wallpapers
+(`apt-get install mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers`)
 """
 import importlib.util
 from pathlib import Path
 
 from .images import center_square
 
-SOURCES = {  # name -> (how to install it, how to find its photos: a package's folder and names, or a glob)
+_PLASMA = ["BytheWater", "ColdRipple", "ColorfulCups", "EveningGlow", "FallenLeaf", "Grey", "Kite", "OneStandsOut",
+           "Path", "Volna", "summer_1am"]
+SOURCES = {  # name -> (how to install it, (a Python package or an absolute folder, sub-folder, file names))
     "scikit-learn": ("a requirement", ("sklearn", "datasets/images", ["china.jpg", "flower.jpg"])),
     "matplotlib": ("a requirement", ("matplotlib", "mpl-data/sample_data", ["grace_hopper.jpg"])),
-    "scikit-image": ("pip install scikit-image", ("skimage", "data", ["astronaut.png", "chelsea.png", "coffee.png",
-                                                                       "motorcycle_left.png", "rocket.jpg"])),
-    "mate-backgrounds": ("apt-get install mate-backgrounds", "/usr/share/backgrounds/mate/nature/*.jpg"),
+    "scikit-image": ("pip install scikit-image", ("skimage", "data", [
+        "astronaut.png", "brick.png", "camera.png", "chelsea.png", "clock_motion.png", "coffee.png", "coins.png",
+        "grass.png", "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "motorcycle_right.png",
+        "page.png", "rocket.jpg"])),
+    "mate-backgrounds": ("apt-get install mate-backgrounds", ("/usr/share/backgrounds/mate", "nature", [
+        "Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg", "LadyBird.jpg",
+        "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg", "YellowFlower.jpg"])),
+    "ukui-wallpapers": ("apt-get install ukui-wallpapers", ("/usr/share/backgrounds", "", [
+        "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Kleiber_by_Lukas_Baubkus.jpg",
+        "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg",
+        "aitzgorri_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg",
+        "greentock_by_Peter_Nerlich.jpg", "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg"])),
+    "plasma-workspace-wallpapers": ("apt-get install plasma-workspace-wallpapers", (
+        "/usr/share/wallpapers", "", [f"{name}/contents/images" for name in _PLASMA])),  # a folder: its largest
 }
 
 
@@ -27,16 +43,17 @@ def _package_dir(module) -> Path | None:
     return Path(spec.origin).parent if spec and spec.origin else None
 
 
+def _largest(path: Path) -> Path:
+    """A file, or the largest file of a folder (a wallpaper's several sizes of one photograph)."""
+    return max((p for p in path.iterdir() if p.is_file()), key=lambda p: p.stat().st_size) if path.is_dir() else path
+
+
 def real_photo_files():
     """-> ([(source, path)] of the photos found, {source: how to install it} for the sources absent)."""
     found, missing = [], {}
-    for source, (install, where) in SOURCES.items():
-        if isinstance(where, str):
-            paths = sorted(Path("/").glob(where.lstrip("/")))
-        else:
-            module, sub, names = where
-            folder = _package_dir(module)
-            paths = [folder / sub / n for n in names if folder and (folder / sub / n).is_file()]
+    for source, (install, (where, sub, names)) in SOURCES.items():
+        folder = Path(where) if where.startswith("/") else _package_dir(where)
+        paths = [_largest(folder / sub / n) for n in names if folder and (folder / sub / n).exists()]
         if paths:
             found += [(source, p) for p in paths]
         else:

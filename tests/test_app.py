@@ -55,7 +55,10 @@ def test_lists_runs_and_classifies_what_it_can(client):
     assert "broken.jpg" in page and "Could not be read" in page
     assert "3 file(s), 2 classified, 1 could not\nbe read" in page
     assert page.count("data:image/png;base64,") == 4  # view + Grad-CAM for each read file; no map on this model
+    # random noise is nothing like the smooth gradients the tiny run learned: both verdicts say they are guesses
+    assert page.count('class="uncertain outside"') == 2 and page.count('class="resized outside-note"') == 2
     assert page.count('class="resized"') == 1  # only the 64x64 one was shrunk: its verdict carries the warning
+    assert "<code>run: tiny</code>" in page and str(client.application.extensions["detectors"].runs_dir) not in page
 
 
 def test_refuses_bombs_big_files_and_oversized_requests(client):

@@ -13,7 +13,7 @@ from models import decide, probabilities
 from utils.inference import _classifier, map_labels, run_model, select_device
 
 BIAS_SEED = 2026
-PER_CLASS = 2000  # images of each of REAL and FAKE: a rate's 95% interval is then within about +-1 point
+PER_CLASS = 1000  # images of each of REAL and FAKE: a rate near 95% is then known to about +-1.4 points (95%)
 
 
 def bias_images(test_path="test", per_class=PER_CLASS, seed=BIAS_SEED):
@@ -65,7 +65,7 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
     rows = {}
     for name in changes:
         verdicts = _verdicts(model, ck, apply_change(changes, name, images, gen), device)
-        rows[name] = {"what": describe_change(changes, name), "trained": is_trained(name),
+        rows[name] = {"what": describe_change(changes, name), "trained": is_trained(name, changes),
                       **_row(verdicts, clean, truth, ck["classes"])}
     worst = min(rows, key=lambda k: rows[k]["accuracy"])
     return {"n": int(len(truth)), "clean": _row(clean, clean, truth, ck["classes"]), "changes": rows,

@@ -16,6 +16,7 @@ from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
+from utils.outside import outside_scores
 from utils.prediction import predict_files
 
 
@@ -210,13 +211,19 @@ def validation_robustness(checkpoint, batch_size=None, device="auto") -> list:
     return rows
 
 
+def checkpoint_split(ck):
+    """-> (folder, Split) that the checkpoint's run trained and validated on (utils.training's definition)."""
+    config = ck["config"]
+    folder = load_folder(resolve_split(config["train_path"]), verbose=False)
+    return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
+                                  config.get("edit_kinds", ",".join(KINDS)).split(","),
+                                  config.get("max_train_images", 0))
+
+
 def validation_images(ck):
     """-> (uint8 images, labels in the checkpoint's class order) of the checkpoint's own validation split:
     the seeded part of its training folder that chose its epoch (with its synthetic edits, if it had any)."""
-    config = ck["config"]
-    folder = load_folder(resolve_split(config["train_path"]), verbose=False)
-    split = training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
-                           config.get("edit_kinds", ",".join(KINDS)).split(","))
+    folder, split = checkpoint_split(ck)
     return split.val_images, map_labels(split.classes, ck["classes"], folder.root)[np.asarray(split.val_labels)]
 
 
@@ -251,5 +258,8 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
         decisions = decide(probs, ck.get("threshold")).numpy()
         return (probs.numpy(), decisions) if maps is None else (probs.numpy(), decisions, maps.numpy())
 
+    stats = ck.get("outside")
+    outside = (lambda images: (outside_scores(model, stats, torch.from_numpy(images)), stats["threshold"])) \
+        if stats else None
     yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"),
-                             masks_dir=masks_dir, keep_arrays=keep_arrays)
+                             masks_dir=masks_dir, keep_arrays=keep_arrays, outside=outside)

@@ -74,7 +74,7 @@ def expand_paths(paths):
 
 
 def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None,
-                  keep_arrays=False):
+                  keep_arrays=False, outside=None):
     """Yield one dict per file, in order: {path, resized, label, probability, probabilities, uncertain}, {path, error}
     (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
@@ -84,7 +84,10 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
     `resized`: the file was not 32x32, so the model saw a shrunk centre square (docs/model-card.md says what
     verdicts on such images are worth). `probability` is that of the positive class for two classes, else that
     of the predicted class;
-    `uncertain` follows `is_uncertain` with the model's decision `threshold`. With `keep_arrays`, each verdict
+    `uncertain` follows `is_uncertain` with the model's decision `threshold`. `outside(images)`, where the model
+    has one (utils.outside), returns (N,) scores and the cut above which an image is unlike anything the detector
+    learned: each verdict then has `outside` (bool) and `outside_score`; else `outside` is None (not known).
+    With `keep_arrays`, each verdict
     also carries `view`, the (32, 32, 3) uint8 image the model saw, and `edit_map`, its (32, 32) map or None
     (for the web page, which draws them)."""
     files = list(expand_paths(paths))
@@ -108,12 +111,17 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
             except ImageError as e:
                 results.append({"path": str(path), "error": str(e)})
         if arrays:
-            probs, decisions, *maps = score(np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2)))
+            images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
+            probs, decisions, *maps = score(images)
+            scores, cut = outside(images) if outside else (None, None)
             for i, (slot, p, k) in enumerate(zip(slots, np.asarray(probs), np.asarray(decisions).tolist())):
                 r = results[slot]
                 r.update(label=classes[k], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
                          probabilities={c: float(v) for c, v in zip(classes, p)},
-                         uncertain=is_uncertain(p, threshold))
+                         uncertain=is_uncertain(p, threshold),
+                         outside=None if scores is None else bool(scores[i] > cut))
+                if scores is not None:
+                    r["outside_score"] = round(float(scores[i]) / cut, 4)  # 1 = the cut
                 if keep_arrays:
                     r.update(view=arrays[i], edit_map=maps[0][i] if maps else None)
                 if maps:

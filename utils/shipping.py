@@ -9,11 +9,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from data import load_folder, resolve_split
 from models import build_model, decide, probabilities
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
-from utils.inference import evaluate, predict, robustness, run_model
+from utils.bias import bias_table
+from utils.inference import checkpoint_split, evaluate, predict, robustness, run_model
+from utils.outside import FIT_IMAGES, fit_outside, outside_scores, summary as outside_summary
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
 # long as the shipped one did) and the test split its figures are measured on
@@ -108,6 +111,9 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     spec = DETECTORS[name]
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
+    if not ck.get("outside"):  # a run trained before checkpoints carried it
+        log(f"{name}: fitting the outside-what-I-know score on the run's training images")
+        ck["outside"] = fit_outside_for(ck)
     test_path = spec["test_path"]
     log(f"{name}: measuring half precision on {test_path}")
     agreement = half_precision_agreement(ck, test_path)
@@ -132,6 +138,10 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "validation": ck.get("val_metrics"),
         "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,
+        "bias": _bias_card(classifier),
+        "outside": {**outside_summary(ck["outside"]),
+                    "test_outside": float(np.mean(outside_scores(classifier[0], ck["outside"], test_images(test_path))
+                                                  > ck["outside"]["threshold"]))},
         "regression_slice": {"test_path": test_path, **slice_accuracy(classifier, test_dir)},
         "onnx_slice": {k: v for k, v in slice_accuracy(OnnxClassifier(onnx_file), test_dir).items()
                        if k != "probabilities"},
@@ -144,6 +154,29 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     log(f"{name}: wrote {weights} ({card['bytes'] / 1e6:.2f} MB, {card['dtype']}), {onnx_file} and {card_file}; "
         f"test accuracy {test['accuracy']:.4f}, slice {card['regression_slice']['accuracy']:.4f}")
     return card
+
+
+def fit_outside_for(ck) -> dict:
+    """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run."""
+    folder, split = checkpoint_split(ck)
+    idx = np.sort(np.random.default_rng(ck["config"]["seed"]).permutation(split.train_idx)[:FIT_IMAGES])
+    return fit_outside(model_from_checkpoint(ck), torch.from_numpy(np.ascontiguousarray(folder.images[idx])),
+                       split.val_images)
+
+
+def test_images(test_path):
+    return torch.from_numpy(np.asarray(load_folder(resolve_split(test_path), verbose=False).images))
+
+
+def _bias_card(classifier) -> dict:
+    """bench/bias.py's table for the card: per change, accuracy and the share called EDITED."""
+    table = bias_table(classifier)
+    return {"n": table["n"], "worst_real_vs_fake_accuracy": table["worst_real_vs_fake_accuracy"],
+            "worst_change": table["worst_change"], "max_called_edited": table["max_called_edited"],
+            "changes": {k: {"what": r["what"], "trained": r["trained"], "accuracy": r["accuracy"],
+                            "called_edited": r["called_edited"], "moved": r["moved"]}
+                        for k, r in {"clean": {**table["clean"], "what": "as shipped", "trained": None},
+                                     **table["changes"]}.items()}}
 
 
 def load_card(name=DEFAULT_DETECTOR) -> dict:

@@ -23,6 +23,7 @@ from utils.checkpoint import model_from_checkpoint, save_checkpoint
 from utils.config import TrainConfig, make_config
 from utils.inference import evaluate, run_model, select_device
 from utils.metrics import format_metrics
+from utils.outside import fit_for_run
 from utils.train_loop import Trainer
 from utils.training_data import load_training_data
 
@@ -72,7 +73,8 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
 
 def calibrated_best(trainer):
     """-> (model, checkpoint dict) of the best epoch, from memory on every rank, with the temperature (and
-    threshold) fitted on validation; rank 0 writes it over the run's checkpoint.pt."""
+    threshold) fitted on validation and the outside-what-I-know statistics; rank 0 writes it over the run's
+    checkpoint.pt."""
     config = trainer.config
     ck = trainer.checkpoint(trainer.averaged, trainer.best_state)
     ck["epoch"] = trainer.best["epoch"]
@@ -82,9 +84,14 @@ def calibrated_best(trainer):
             val_logits = run_model(model_from_checkpoint(ck, trainer.device), trainer.data.val_images,
                                    device=trainer.device)
         calibrate(ck, val_logits, trainer.data.val_labels, config, trainer.log)
-        if trainer.main:
-            save_checkpoint(ck, trainer.best_path)
-    return model_from_checkpoint(ck, trainer.device), ck
+    model = model_from_checkpoint(ck, trainer.device)
+    # the "outside what I know" score: fitted on training images, its cut on the validation part
+    ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.val_images, config.seed)
+    trainer.log(f"outside-what-I-know cut {ck['outside']['threshold']:.3g} (the {ck['outside']['quantile']:.1%} "
+                f"quantile of {ck['outside']['heldout_images']} validation images)")
+    if trainer.main:
+        save_checkpoint(ck, trainer.best_path)
+    return model, ck
 
 
 def report_test(config, model, ck, device, run_dir, log):

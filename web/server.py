@@ -70,6 +70,7 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
         p_edited = r["probabilities"].get("EDITED", 0.0)
         show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or p_edited >= EDIT_MAP_FROM)
         cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
+                      "outside": r.get("outside"),
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
                       "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], next(heat))),
                       "edit_map": png_uri(map_overlay(r["view"], r["edit_map"])) if show_map else None})
@@ -112,7 +113,7 @@ def create_app(runs_dir="runs", weights_dir=WEIGHTS_DIR, device="cpu") -> Flask:
         if not files:
             return page(400, message="Choose one or more image files first.", chosen=key or None)
         try:
-            path = detectors.path(key)
+            detectors.path(key)
         except KeyError:
             return page(400, message=f"Unknown detector {key!r}: choose one from the list.")
         start = time.perf_counter()
@@ -120,7 +121,8 @@ def create_app(runs_dir="runs", weights_dir=WEIGHTS_DIR, device="cpu") -> Flask:
             classifier = detectors.get(key)
             cards = verdict_cards(classifier, save_uploads(files, Path(folder)), device)
         seconds = time.perf_counter() - start
-        return page(cards=cards, chosen=key, detector=str(path), classes=classifier[1]["classes"],
+        # the detector by the name the list shows, never a path on this machine
+        return page(cards=cards, chosen=key, detector=dict(detectors.choices())[key], classes=classifier[1]["classes"],
                     seconds=seconds, read=sum("label" in c for c in cards))
 
     @app.errorhandler(413)

@@ -1,0 +1,98 @@
+""""Outside what I know": a score of how unlike the detector's training images an image is, and the cut above
+which a verdict says so instead of being trusted.
+
+The features are the detector's own activations at every resolution (the global average of each ReLU's output,
+grouped by the size of its feature map: 32x32 texture and noise up to 4x4 content), not the last layer alone:
+a robust detector's last layer is built to ignore how an image was made, so it barely sees a photograph from
+elsewhere (Mahalanobis on it: ROC-AUC 0.46 for real_vs_fake_robust), while its first layers still do.
+Per group a Gaussian (mean, shared covariance with a small ridge) is fitted on training images; an image's
+score is its largest squared Mahalanobis distance over the groups, each divided by that group's median on
+the fitting images (Lee et al. 2018 use one distance per layer the same way). The cut is the OUTSIDE_QUANTILE
+quantile of the scores of held-out training-side images (the run's validation part): by construction about
+2.5% of images like the training ones are called outside. Nothing here ever sees a test or real-photo image.
+"""
+import numpy as np
+import torch
+from torch import nn
+
+OUTSIDE_QUANTILE = 0.975
+FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample)
+RIDGE = 1e-2        # added to the covariance's diagonal, times its mean variance: keeps it invertible
+
+
+@torch.no_grad()
+def layer_features(model, images, batch_size=256) -> dict:
+    """{feature-map size: (N, channels) float64}: the global average of every ReLU's output of `model`
+    (an ImageClassifier) on uint8 images, concatenated per feature-map size. One view, no TTA."""
+    model.eval()
+    device = next(model.parameters()).device
+    grabbed, hooks = [], []
+    for m in model.net.modules():
+        if isinstance(m, nn.ReLU):
+            hooks.append(m.register_forward_hook(lambda mod, inp, out: grabbed.append(out) if out.dim() == 4 else None))
+    out = {}
+    try:
+        for start in range(0, len(images), batch_size):
+            grabbed.clear()
+            model(torch.as_tensor(images[start:start + batch_size]).to(device), tta="none")
+            groups = {}
+            for f in grabbed:
+                groups.setdefault(int(f.shape[-1]), []).append(f.float().mean((2, 3)))
+            for size, parts in groups.items():
+                out.setdefault(size, []).append(torch.cat(parts, 1).double().cpu())
+    finally:
+        for h in hooks:
+            h.remove()
+    return {size: torch.cat(parts).numpy() for size, parts in sorted(out.items(), reverse=True)}
+
+
+def _distances(features: dict, stats: dict) -> np.ndarray:
+    """(N, groups) squared Mahalanobis distances, each divided by its group's median on the fitting images."""
+    cols = []
+    for size, g in stats["groups"].items():
+        d = features[int(size)] - np.asarray(g["mean"], dtype=np.float64)
+        cols.append(np.einsum("ni,ij,nj->n", d, np.asarray(g["precision"], dtype=np.float64), d) / g["median"])
+    return np.stack(cols, 1)
+
+
+def outside_scores(model, stats: dict, images) -> np.ndarray:
+    """(N,) scores of uint8 images: above stats["threshold"] means outside what the detector knows."""
+    return _distances(layer_features(model, images), stats).max(1)
+
+
+def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE) -> dict:
+    """The statistics stored in a checkpoint as "outside": per feature-map size the mean, the precision matrix
+    and the median distance on `fit_images`; the cut from `heldout_images` (never the images fitted on)."""
+    features = layer_features(model, fit_images)
+    groups = {}
+    for size, f in features.items():
+        cov = np.cov(f, rowvar=False)
+        cov += RIDGE * np.mean(np.diag(cov)) * np.eye(len(cov))
+        # torch tensors, not numpy arrays: a checkpoint is loaded with weights_only=True
+        groups[str(size)] = {"mean": torch.from_numpy(f.mean(0)).float(),
+                             "precision": torch.from_numpy(np.linalg.inv(cov)).float()}
+    stats = {"groups": groups}
+    for size, g in groups.items():
+        g["median"] = 1.0
+    fitted = _distances(features, stats)
+    for k, g in enumerate(groups.values()):
+        g["median"] = float(np.median(fitted[:, k]))
+    held = outside_scores(model, stats, heldout_images)
+    stats.update(threshold=float(np.quantile(held, quantile)), quantile=quantile, fit_images=int(len(fit_images)),
+                 heldout_images=int(len(heldout_images)))
+    return stats
+
+
+def summary(stats) -> dict:
+    """What a model card says of the fitted score (the matrices stay in the checkpoint)."""
+    return {k: v for k, v in stats.items() if k != "groups"} | {"feature_sizes": [int(k) for k in stats["groups"]],
+                                                               "features": [len(g["mean"]) for g in stats["groups"].values()]}
+
+
+def fit_for_run(model, train_images, val_images, seed=0) -> dict:
+    """fit_outside on a seeded sample of a run's training images, cut on its validation images."""
+    n = len(train_images)
+    idx = np.sort(np.random.default_rng(seed).permutation(n)[:FIT_IMAGES])
+    return fit_outside(model, train_images[torch.as_tensor(idx)], val_images)
+
+
