@@ -248,9 +248,9 @@ def test_whitening_is_a_training_option_that_the_checkpoint_records(tiny_split, 
 
 
 def test_the_recipe_trains_and_travels_in_the_checkpoint(tiny_split, tmp_path):
-    r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=3, batch_size=16,
+    r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=5, batch_size=16,
               lr=3e-3, ema=0.9, tta="flip", label_smoothing=0.1, robust=0.3, out=str(tmp_path / "run"),
-              progress=False, device="cpu")
+              progress=False, device="cpu", precision="fp32")  # auto times bf16 against fp32: a busy CPU may flip it
     ck = load_checkpoint(r["checkpoint"])
     assert ck["model_name"] == "fullres_cnn" and ck["tta"] == "flip"
     assert ck["config"]["ema"] == 0.9 and ck["config"]["robust"] == 0.3

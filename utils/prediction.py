@@ -86,7 +86,7 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
     of the predicted class;
     `uncertain` follows `is_uncertain` with the model's decision `threshold`. `outside(images)`, where the model
     has one (utils.outside), returns (N,) scores and the cut above which an image is unlike anything the detector
-    learned: each verdict then has `outside` (bool) and `outside_score`; else `outside` is None (not known).
+    learned: each verdict then has `outside` (bool) and `outside_score` (1 at the cut); else both are None.
     With `keep_arrays`, each verdict
     also carries `view`, the (32, 32, 3) uint8 image the model saw, and `edit_map`, its (32, 32) map or None
     (for the web page, which draws them)."""
@@ -119,9 +119,8 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
                 r.update(label=classes[k], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
                          probabilities={c: float(v) for c, v in zip(classes, p)},
                          uncertain=is_uncertain(p, threshold),
-                         outside=None if scores is None else bool(scores[i] > cut))
-                if scores is not None:
-                    r["outside_score"] = round(float(scores[i]) / cut, 4)  # 1 = the cut
+                         outside=None if scores is None else bool(scores[i] > cut),
+                         outside_score=None if scores is None else round(float(scores[i]) / cut, 4))  # 1: the cut
                 if keep_arrays:
                     r.update(view=arrays[i], edit_map=maps[0][i] if maps else None)
                 if maps:
