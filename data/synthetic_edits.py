@@ -16,6 +16,7 @@ changed a pixel (in any channel). Everything is drawn from `gen`, so a seeded ge
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from .edit_families import FAMILIES
 from .sources import order_classes
 
 KINDS = ("salt_and_pepper", "blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
@@ -97,7 +98,9 @@ def brightness_contrast(img, gen):
 
 
 EDITS = {"salt_and_pepper": salt_and_pepper, "blur_patch": blur_patch, "smooth_patch": smooth_patch,
-         "copy_patch": copy_patch, "brightness_contrast": brightness_contrast}
+         "copy_patch": copy_patch, "brightness_contrast": brightness_contrast, **FAMILIES}
+# every family: the shipped five (KINDS, the edits recipe's default) and data.edit_families' twelve
+ALL_KINDS = tuple(EDITS)
 
 
 def edit_batch(images, gen, kinds=KINDS, second_edit=0.3):
@@ -106,7 +109,7 @@ def edit_batch(images, gen, kinds=KINDS, second_edit=0.3):
     probability `second_edit`."""
     unknown = set(kinds) - set(EDITS)
     if unknown:
-        raise ValueError(f"unknown edit kind(s) {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown edit kind(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL_KINDS)}")
     n = images.shape[0]
     out = images.cpu()
     first = torch.randint(0, len(kinds), (n,), generator=gen)
