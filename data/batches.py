@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .degradations import robust_augment
+from .degradations import CIFAKE_JPEG_QUALITY, jpeg, robust_augment
 from .synthetic_edits import KINDS, edit_some, with_edited_class
 
 VAL_EDIT_SEED = 7919  # the validation part's synthetic edits: fixed, so every epoch and every reader sees the same
@@ -83,6 +83,9 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
         val_images, val_labels, val_masks = edit_some(val_images, val_labels, classes, synthetic_edits, gen,
                                                       edit_kinds, val_masks)
         val_labels = val_labels.numpy()
+        # every validation image saved as CIFAKE saves its files, as the edited test splits are: an edit then
+        # carries the same encoding as its surroundings (near a no-op on the unedited ones)
+        val_images = jpeg(val_images, CIFAKE_JPEG_QUALITY)
     return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks)
 
 

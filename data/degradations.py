@@ -17,6 +17,9 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
 
+CIFAKE_JPEG_QUALITY = 75  # every shipped REAL, FAKE and EDITED file's quantisation tables
+
+
 def jpeg(x, quality):
     """Encode and decode as JPEG at `quality` (libjpeg, through torchvision; CPU)."""
     return TF.jpeg(x.cpu(), int(quality)).to(x.device)
@@ -109,6 +112,10 @@ DEGRADATIONS = {
     # a camera's sensor noise is no edit (the seed's salt-and-pepper is): trained, so it is not read as one
     "noise": Degradation("Gaussian noise, std {} levels", lambda x, s, g: noise(x, s, g), (1.0, 8.0)),
     "gamma": Degradation("tone curve, gamma {}", lambda x, s, g: gamma(x, s), (0.75, 1.35)),
+    # CIFAKE's own encoding, drawn for every class after any edit: an edited patch then has the quality-75 history
+    # the rest of the image has, as in the edited test splits (near a no-op on REAL and FAKE, which carry it)
+    "cifake_jpeg": Degradation("re-saved as JPEG quality {} (CIFAKE's)", lambda x, s, g: jpeg(x, s),
+                               (CIFAKE_JPEG_QUALITY, CIFAKE_JPEG_QUALITY), integer=True),
     "flip": Degradation("mirrored left-right", lambda x, s, g: mirror(x)),
     # kept aside: never drawn in training, so the bias table shows what a change the detector never saw does
     "webp": Degradation("re-saved as WebP quality {}", lambda x, s, g: webp(x, s), integer=True),

@@ -23,13 +23,13 @@ import numpy as np
 from PIL import Image
 
 from . import edits
+from .degradations import CIFAKE_JPEG_QUALITY  # edited test images are saved with it, as every shipped file is
 from .images import ImageError, load_image
 from .folders import code_fingerprint, is_fresh, read_manifest, staged_folder, write_manifest
 from .sources import default_data_root
 
 EDITED_PER_SET = 1500
 SEED = 2024
-CIFAKE_JPEG_QUALITY = 75  # every shipped REAL, FAKE and EDITED file's quantisation tables: edited test images get it too
 
 
 def _files(d: Path) -> list:

@@ -123,7 +123,7 @@ def test_robust_augment_hits_about_the_asked_share_and_keeps_shape():
 
 def test_robust_training_and_the_test_copies_read_one_table(monkeypatch):
     trained = [k for k, d in DEGRADATIONS.items() if d.train_range]
-    assert trained == ["jpeg", "resize", "blur", "noise", "gamma"]
+    assert trained == ["jpeg", "resize", "blur", "noise", "gamma", "cifake_jpeg"]
     assert {kind for kind, _ in TEST_COPIES.values()} <= set(DEGRADATIONS)
     # the bias table measures kinds that training never draws, beside the trained ones
     bias_kinds = {kind for kind, _ in BIAS_CHANGES.values()}

@@ -24,7 +24,7 @@ DETECTORS = {
     "three_class": dict(
         what="REAL / EDITED / FAKE with an edit map, trained under label-neutral changes (the edits recipe: "
              "edit_map_srm)",
-        train_args=["--recipe", "edits", "--budget-minutes", "0", "--epochs", "10"], test_path="test-3class"),
+        train_args=["--recipe", "edits", "--budget-minutes", "0", "--epochs", "20"], test_path="test-3class"),
     "real_vs_fake_robust": dict(
         what="REAL / FAKE, trained to hold under JPEG, resizing and blur (the robust recipe)",
         train_args=["--recipe", "robust", "--budget-minutes", "0", "--epochs", "16"], test_path="test"),
