@@ -30,6 +30,8 @@ from models import decide, probabilities  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import predict, run_model  # noqa: E402
 from utils.metrics import wilson_interval  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from utils.bias import bias_images  # noqa: E402
 from utils.outside import outside_scores  # noqa: E402
 from utils.prediction import is_uncertain  # noqa: E402
 from utils.shipping import DETECTORS, detector_path  # noqa: E402
@@ -80,6 +82,7 @@ def main():
     print(f"{len(photos)} photos: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
           + "".join(f"; {s} absent ({how})" for s, how in missing.items()))
     all_views = views(photos)
+    first_scale = next(iter(SCALES))
     result = {"by_source": dict(by_source), "missing": missing, "detectors": {}}
     for name in args.detectors.split(","):
         model, ck = load_classifier(detector_path(name))
@@ -100,18 +103,27 @@ def main():
                 table[scale]["per_photo"] = {f"{source}/{Path(p).name}": (r["label"], round(r["probability"], 3),
                                                                           r["outside"])
                                              for (source, p), r in zip(photos, from_files)}
+        if ck.get("outside"):  # how well the score tells CIFAKE test images from these photos (a report only)
+            cifake = bias_images(per_class=500)[0]
+            scores = [outside_scores(model, ck["outside"], v) for v in (cifake, torch.from_numpy(all_views[first_scale]))]
+            table["outside_roc_auc"] = float(roc_auc_score(np.r_[np.zeros(len(scores[0])), np.ones(len(scores[1]))],
+                                                           np.r_[scores[0], scores[1]]))
+            table["cifake_test_outside"] = float(np.mean(scores[0] > ck["outside"]["threshold"]))
         result["detectors"][name] = table
         print(f"\n== {name} ({DETECTORS[name]['what']})")
         print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes)
               + "  uncertain  outside  REAL|outside  FAKE>=0.9")
-        for scale, row in table.items():
+        for scale, row in ((k, v) for k, v in table.items() if k in all_views):
             out = "-" if row["outside"] is None else f"{row['outside']:.1%}"
             print(f"{scale:34s} {row['n']:4d} " + " ".join(
                 f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in classes)
                   + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}")
+        if "outside_roc_auc" in table:
+            print(f"outside score: {table['cifake_test_outside']:.1%} of 1,000 CIFAKE test images outside; ROC-AUC "
+                  f"{table['outside_roc_auc']:.3f} between them and the whole photos")
         print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}{' outside' if v[2] else ''}"
-                                           for k, v in table[next(iter(SCALES))]["per_photo"].items()))
-    first = next(iter(result["detectors"].values()))[next(iter(SCALES))]
+                                           for k, v in table[first_scale]["per_photo"].items()))
+    first = next(iter(result["detectors"].values()))[first_scale]
     summary = {"photos": len(photos), "sources": len(by_source), "called_real": first["REAL"]["rate"],
                "outside": first["outside"], "called_real_or_outside": first["real_or_outside"],
                "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"]}
