@@ -9,8 +9,10 @@ use when no model is named), and measure the figures of its model card.
 
 Writes weights/<name>.pt (half precision when measured to give the same verdicts on the whole test split),
 weights/<name>.onnx (for predict.py --model without torch) and weights/<name>.json: the training command,
-commit, data signatures and the measured metrics (clean test, JPEG 75, the robustness table, edit metrics,
-ECE, the regression slice that tests/test_shipped_weights.py checks).
+commit, data signatures and the measured metrics (clean test, JPEG 75, the robustness table, bench/bias.py's bias
+table, the outside-what-I-know score and its rate on the test split, edit metrics, ECE, the regression slice that
+tests/test_shipped_weights.py checks). A run from before checkpoints carried the outside score gets it fitted here,
+on its own training and validation images.
 """
 import argparse
 import subprocess

@@ -30,6 +30,12 @@ def test_shipped_detector_is_small_and_says_how_it_was_made(name):
     for key in ("accuracy", "balanced_accuracy", "ece", "n"):
         assert key in card["test"]
     assert [row["set"] for row in card["robustness"]][0] == "test" and len(card["robustness"]) >= 5
+    # the bias table (bench/bias.py's) and the outside-what-I-know score travel with every shipped detector
+    bias = card["bias"]
+    assert bias["worst_real_vs_fake_accuracy"] == min(r["accuracy"] for k, r in bias["changes"].items() if k != "clean")
+    assert any(not r["trained"] for r in bias["changes"].values() if r["trained"] is not None)
+    assert ck["outside"]["threshold"] == pytest.approx(card["outside"]["threshold"], rel=1e-4)
+    assert card["outside"]["test_outside"] <= 0.05  # at most 5% of CIFAKE's own test images are called outside
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,9 @@ def test_model_card_figures_are_the_shipped_ones():
     """docs/model-card.md quotes the cards' test figures; a reshipped detector must update it."""
     text = (WEIGHTS_DIR.parent / "docs" / "model-card.md").read_text()
     for name in NAMES:
-        assert f"{load_card(name)['test']['accuracy'] * 100:.2f}%" in text, name
+        card = load_card(name)
+        assert f"{card['test']['accuracy'] * 100:.2f}%" in text, name
+        assert f"{card['bias']['worst_real_vs_fake_accuracy'] * 100:.2f}%" in text, name
     assert card_path("three_class").name in text
 
 

@@ -3,8 +3,8 @@ which a verdict says so instead of being trusted.
 
 The features are the detector's own activations at every resolution (the global average of each ReLU's output,
 grouped by the size of its feature map: 32x32 texture and noise up to 4x4 content), not the last layer alone:
-a robust detector's last layer is built to ignore how an image was made, so it barely sees a photograph from
-elsewhere (Mahalanobis on it: ROC-AUC 0.46 for real_vs_fake_robust), while its first layers still do.
+a robust detector's last layer is built to ignore how an image was made, so it barely tells a photograph from
+elsewhere from a CIFAKE one, while its first layers still do (bench/real_photos.py prints the ROC-AUC).
 Per group a Gaussian (mean, shared covariance with a small ridge) is fitted on training images; an image's
 score is its largest squared Mahalanobis distance over the groups, each divided by that group's median on
 the fitting images (Lee et al. 2018 use one distance per layer the same way). The cut is the OUTSIDE_QUANTILE
