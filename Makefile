@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (set up, prepare the data, train and evaluate model_2, then
 # classify a few test images with the shipped detector) and `make test`. Everything runs from the .venv this
-# Makefile creates. `make app` serves the web page; `make weights` retrains the shipped detectors (~70 min).
+# Makefile creates. `make app` serves the web page; `make weights` retrains the shipped detectors (~2 hours).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

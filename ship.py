@@ -5,7 +5,7 @@ use when no model is named), and measure the figures of its model card.
     python ship.py three_class                 # ship runs/weights-three-class/checkpoint.pt
     python ship.py three_class --run runs/X    # ship another run as three_class
     python ship.py --train                     # retrain every detector with its recorded command, then ship
-                                               # (what `make weights` runs: about 70 minutes on 2 CPU cores)
+                                               # (what `make weights` runs: about 2 hours on 2 CPU cores)
 
 Writes weights/<name>.pt (half precision when measured to give the same verdicts on the whole test split),
 weights/<name>.onnx (for predict.py --model without torch) and weights/<name>.json: the training command,
