@@ -61,11 +61,13 @@ class Split:
 
 
 def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0,
-                   masks=None) -> Split:
+                   masks=None, robust=0.0) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
     checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
     and that share of the validation part's REAL images is edited once, with a fixed seed (training batches
-    edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks)."""
+    edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks).
+    With `robust` (a run trained under label-neutral changes), every validation image is then saved at CIFAKE's
+    JPEG quality, as the edited test splits are."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
     if synthetic_edits and "EDITED" not in classes:
         classes, remap = with_edited_class(classes)
@@ -83,9 +85,10 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
         val_images, val_labels, val_masks = edit_some(val_images, val_labels, classes, synthetic_edits, gen,
                                                       edit_kinds, val_masks)
         val_labels = val_labels.numpy()
-        # every validation image saved as CIFAKE saves its files, as the edited test splits are: an edit then
-        # carries the same encoding as its surroundings (near a no-op on the unedited ones)
-        val_images = jpeg(val_images, CIFAKE_JPEG_QUALITY)
+        if robust:  # a run trained under label-neutral changes, CIFAKE's JPEG 75 among them, validates so too:
+            # every image saved as CIFAKE saves its files, as the edited test splits are, so an edit carries the
+            # same encoding as its surroundings (near a no-op on the unedited ones)
+            val_images = jpeg(val_images, CIFAKE_JPEG_QUALITY)
     return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks)
 
 

@@ -74,6 +74,11 @@ def test_a_run_with_synthetic_edits_trains_three_classes_and_its_validation_part
     edited = first.val_labels == 1  # edits in validation, with their masks; train: on the fly
     assert edited.sum() > 0 and set(first.train_labels.tolist()) == {0, 2}
     assert first.val_masks.flatten(1).any(1).numpy().tolist() == edited.tolist()
+    # a run trained under label-neutral changes validates on the same images saved as CIFAKE saves its files
+    from data.degradations import CIFAKE_JPEG_QUALITY, jpeg
+    robust = training_split(folder, 0.2, 0, synthetic_edits=0.5, robust=0.25)
+    assert torch.equal(robust.val_images, jpeg(first.val_images, CIFAKE_JPEG_QUALITY))
+    assert torch.equal(robust.val_masks, first.val_masks) and (robust.val_labels == first.val_labels).all()
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=2, batch_size=16,
               synthetic_edits=0.5, val_fraction=0.2, out=str(tmp_path / "run"), progress=False, device="cpu")
     assert r["classes"] == ["REAL", "EDITED", "FAKE"]

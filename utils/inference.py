@@ -217,7 +217,7 @@ def checkpoint_split(ck):
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
     return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
                                   config.get("edit_kinds", ",".join(KINDS)).split(","),
-                                  config.get("max_train_images", 0))
+                                  config.get("max_train_images", 0), robust=config.get("robust", 0.0))
 
 
 def validation_images(ck):
