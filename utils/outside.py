@@ -26,18 +26,21 @@ def layer_features(model, images, batch_size=256) -> dict:
     (an ImageClassifier) on uint8 images, concatenated per feature-map size. One view, no TTA."""
     model.eval()
     device = next(model.parameters()).device
-    grabbed, hooks = [], []
-    for m in model.net.modules():
-        if isinstance(m, nn.ReLU):
-            hooks.append(m.register_forward_hook(lambda mod, inp, out: grabbed.append(out) if out.dim() == 4 else None))
+    grabbed, hooks = [], []  # (feature-map size, its channels' averages), averaged at once in the hook
+
+    def grab(module, inputs, output):
+        if output.dim() == 4:
+            grabbed.append((int(output.shape[-1]), output.float().mean((2, 3))))
+
+    hooks = [m.register_forward_hook(grab) for m in model.net.modules() if isinstance(m, nn.ReLU)]
     out = {}
     try:
         for start in range(0, len(images), batch_size):
             grabbed.clear()
             model(torch.as_tensor(images[start:start + batch_size]).to(device), tta="none")
             groups = {}
-            for f in grabbed:
-                groups.setdefault(int(f.shape[-1]), []).append(f.float().mean((2, 3)))
+            for size, f in grabbed:
+                groups.setdefault(size, []).append(f)
             for size, parts in groups.items():
                 out.setdefault(size, []).append(torch.cat(parts, 1).double().cpu())
     finally:
@@ -89,10 +92,11 @@ def summary(stats) -> dict:
                                                                "features": [len(g["mean"]) for g in stats["groups"].values()]}
 
 
-def fit_for_run(model, train_images, val_images, seed=0) -> dict:
-    """fit_outside on a seeded sample of a run's training images, cut on its validation images."""
-    n = len(train_images)
-    idx = np.sort(np.random.default_rng(seed).permutation(n)[:FIT_IMAGES])
-    return fit_outside(model, train_images[torch.as_tensor(idx)], val_images)
+def fit_for_run(model, images, val_images, seed=0, pool=None) -> dict:
+    """fit_outside on a seeded sample of FIT_IMAGES of `images` (those indexed by `pool`, default all: a run's
+    training images), cut on its validation images. `images`: a tensor or a memory-mapped cache alike."""
+    pool = np.arange(len(images)) if pool is None else np.asarray(pool)
+    idx = np.sort(np.random.default_rng(seed).permutation(pool)[:FIT_IMAGES])
+    return fit_outside(model, images[idx], val_images)
 
 

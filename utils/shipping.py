@@ -16,7 +16,7 @@ from models import build_model, decide, probabilities
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.bias import bias_table
 from utils.inference import checkpoint_split, evaluate, predict, robustness, run_model
-from utils.outside import FIT_IMAGES, fit_outside, outside_scores, summary as outside_summary
+from utils.outside import fit_for_run, outside_scores, summary as outside_summary
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
 # long as the shipped one did) and the test split its figures are measured on
@@ -159,9 +159,8 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
 def fit_outside_for(ck) -> dict:
     """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run."""
     folder, split = checkpoint_split(ck)
-    idx = np.sort(np.random.default_rng(ck["config"]["seed"]).permutation(split.train_idx)[:FIT_IMAGES])
-    return fit_outside(model_from_checkpoint(ck), torch.from_numpy(np.ascontiguousarray(folder.images[idx])),
-                       split.val_images)
+    return fit_for_run(model_from_checkpoint(ck), folder.images, split.val_images, ck["config"]["seed"],
+                       pool=split.train_idx)
 
 
 def test_images(test_path):
