@@ -9,9 +9,18 @@ Runs, each within a budget of CPU wall time (--minutes and the flags below; meas
   baseline:   `train.py --recipe best` at the same budget: the best binary real-vs-fake model, for comparison;
   unedited:   the edits recipe on train-unedited (synthetic edits only; the source photos of the shipped EDITED
               left out) scored on the shipped EDITED images: edits another program made;
-  leave-out:  (--leave-one-out-minutes > 0) per kind, the unedited run without that kind, scored on that kind.
-The test edits come from data/edits.py, the module the synthetic edits share their kinds with: the unedited
-and leave-out runs are there to say what that is worth. The last line is one JSON object.
+  families:   (--leave-one-out-epochs > 0) smaller runs on train-unedited, each --leave-one-out-epochs epochs of
+              --leave-one-out-images images, scored on test-families (data/derived.py: test REAL photos, each
+              edited by one family, saved as JPEG 75, + unedited test REAL photos):
+              - one run per family of data.synthetic_edits.ALL_KINDS, trained on all the other families: the
+                family left out is the edit it never saw (`leave_one_kind_out_recall`, its REAL called EDITED);
+              - one run on every family and one on the shipped five kinds alone, for reference: what a family's
+                recall is when it is trained, and what the five kinds alone generalise to; the all-families
+                run also scores the shipped EDITED images (`families_shipped_edited_recall`).
+              The default detector (weights/three_class.pt) is scored on test-families too.
+The test edits of test-3class come from data/edits.py, the module the shipped five kinds share: the unedited
+and leave-out runs are there to say what that is worth. --minutes 0 runs the family table alone. The last line is
+one JSON object.
 """
 import argparse
 import json
@@ -22,11 +31,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from data.synthetic_edits import KINDS  # noqa: E402
+from data.synthetic_edits import ALL_KINDS, KINDS  # noqa: E402
 from models import decide  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import evaluate, folder_edit_map_metrics, predict_folder  # noqa: E402
 from utils.metrics import format_metrics  # noqa: E402
+from utils.shipping import detector_path  # noqa: E402
 from utils.training import RUNS_DIR, train  # noqa: E402
 
 PATCH_KINDS = ("blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
@@ -38,7 +48,8 @@ def trained(name, minutes, **overrides):
     if ARGS.reuse and (out / "checkpoint.pt").exists():
         return str(out / "checkpoint.pt"), json.loads((out / "history.json").read_text()).get("minutes")
     start = time.perf_counter()
-    result = train(budget_minutes=minutes, out=str(out), test_path="none", progress=False, **overrides)
+    result = train(budget_minutes=minutes, out=str(out), test_path="none", progress=False, seed=ARGS.seed,
+                   **overrides)
     took = (time.perf_counter() - start) / 60
     history = json.loads((out / "history.json").read_text())
     (out / "history.json").write_text(json.dumps({**history, "minutes": took}, indent=2))
@@ -66,29 +77,63 @@ def shipped_edited(checkpoint):
     return out
 
 
-def leave_one_out(minutes):
-    rows = {}
-    for kind in KINDS:
-        others = ",".join(k for k in KINDS if k != kind)
-        checkpoint, _ = trained(f"without-{kind}", minutes, recipe="edits", train_path="train-unedited",
-                                edit_kinds=others)
-        recall = evaluate(checkpoint, "test-3class", verbose=False)["edited_recall_by_kind"][kind]["recall"]
-        rows[kind] = recall
-        print(f"left out {kind}: its recall on test-3class {recall:.4f}")
-    return rows
+def family_recall(checkpoint):
+    """-> ({family: EDITED recall on test-families}, share of its unedited REAL photos called EDITED)."""
+    m = evaluate(checkpoint, "test-families", verbose=False)
+    return {k: v["recall"] for k, v in m["edited_recall_by_kind"].items()}, m["real_called_edited"]
+
+
+def family_table():
+    """The families part of the docstring -> dict for the JSON line."""
+    small = dict(recipe="edits", train_path="train-unedited", epochs=ARGS.leave_one_out_epochs,
+                 max_train_images=ARGS.leave_one_out_images)
+    shipped, shipped_real = family_recall(str(detector_path()))
+    every, every_real = family_recall(trained("families-all", 0, edit_kinds=",".join(ALL_KINDS), **small)[0])
+    every_shipped = shipped_edited(RUNS_DIR / "bench-edits-families-all" / "checkpoint.pt")["recall"]
+    five, five_real = family_recall(trained("families-five", 0, edit_kinds=",".join(KINDS), **small)[0])
+    left_out, left_out_real = {}, {}
+    for kind in ALL_KINDS:
+        others = ",".join(k for k in ALL_KINDS if k != kind)
+        recall, real = family_recall(trained(f"without-{kind}", 0, edit_kinds=others, **small)[0])
+        left_out[kind], left_out_real[kind] = recall[kind], real
+        print(f"left out {kind}: its recall {recall[kind]:.4f}, REAL called EDITED {real:.4f}", flush=True)
+    print(f"\n== test-families: EDITED recall per family (REAL called EDITED on the last line)\n"
+          f"{'family':>22} {'left out':>9} {'all trained':>12} {'five kinds':>11} {'default detector':>17}")
+    for kind in ALL_KINDS:
+        print(f"{kind:>22} {left_out[kind]:9.3f} {every[kind]:12.3f} {five[kind]:11.3f} {shipped[kind]:17.3f}")
+    print(f"{'REAL called EDITED':>22} {max(left_out_real.values()):9.3f} {every_real:12.3f} {five_real:11.3f} "
+          f"{shipped_real:17.3f}")
+    return {"leave_one_kind_out_recall": left_out, "leave_one_kind_out_min": min(left_out.values()),
+            "leave_one_kind_out_real_called_edited": left_out_real, "families_all_recall": every,
+            "families_all_real_called_edited": every_real, "families_shipped_edited_recall": every_shipped,
+            "five_kinds_recall": five, "five_kinds_real_called_edited": five_real,
+            "default_detector_family_recall": shipped, "default_detector_real_called_edited": shipped_real,
+            "leave_one_out_epochs": ARGS.leave_one_out_epochs, "leave_one_out_images": ARGS.leave_one_out_images}
 
 
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=20, help="budget of the edits run (default %(default)s)")
+    p.add_argument("--minutes", type=float, default=20, help="budget of the edits run (default %(default)s; 0: "
+                   "the edits, baseline and unedited runs are not run)")
     p.add_argument("--baseline-minutes", type=float, help="budget of the binary baseline (default: --minutes; 0: "
                    "not run)")
     p.add_argument("--unedited-minutes", type=float, help="budget of the unedited run (default: --minutes)")
-    p.add_argument("--leave-one-out-minutes", type=float, default=0,
-                   help="budget of each leave-one-kind-out run (default 0: not run)")
+    p.add_argument("--leave-one-out-epochs", type=int, default=0,
+                   help="epochs of each run of the family table (default 0: not run)")
+    p.add_argument("--leave-one-out-images", type=int, default=20000,
+                   help="training images of each run of the family table (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default %(default)s)")
     p.add_argument("--reuse", action="store_true", help="reuse runs/bench-edits-* checkpoints that exist")
     ARGS = p.parse_args()
+    summary = main_runs() if ARGS.minutes else {}
+    if ARGS.leave_one_out_epochs:
+        summary.update(family_table())
+    print(json.dumps(summary))
+
+
+def main_runs() -> dict:
+    """The edits, baseline and unedited runs of the docstring -> dict for the JSON line."""
     checkpoint, minutes = trained("edits", ARGS.minutes, recipe="edits")
     model = load_classifier(checkpoint)
     real_edited = scored(model, "test-real-edited")
@@ -103,9 +148,8 @@ def main():
     unedited_minutes = ARGS.minutes if ARGS.unedited_minutes is None else ARGS.unedited_minutes
     unedited_checkpoint, _ = trained("unedited", unedited_minutes, recipe="edits", train_path="train-unedited")
     shipped = shipped_edited(unedited_checkpoint)
-    left_out = leave_one_out(ARGS.leave_one_out_minutes) if ARGS.leave_one_out_minutes else None
     by_kind = three["edited_recall_by_kind"]
-    summary = {
+    return {
         "real_vs_edited_balanced_acc": real_edited["balanced_accuracy"],
         "real_vs_edited_roc_auc": real_edited["roc_auc"],
         "fake_vs_edited_balanced_acc": fake_edited["balanced_accuracy"],
@@ -119,10 +163,8 @@ def main():
         "real_false_map_rate": real_edited["edit_map"]["false_map_rate"],
         "real_vs_fake_accuracy": real_fake["accuracy"], "binary_baseline_accuracy": baseline,
         "shipped_edited_recall": shipped["recall"], "shipped_edited_pixel_f1": shipped["pixel_f1"],
-        "leave_one_kind_out_recall": left_out,
         "minutes": minutes,
     }
-    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

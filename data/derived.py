@@ -10,6 +10,9 @@
 - train-unedited: train less the REAL photos that are sources of shipped EDITED images: a model trained here
   on synthetic edits alone is scored on the shipped EDITED images, edits another program made of photos it
   never saw
+- test-families: per family of data.synthetic_edits.ALL_KINDS, 200 test REAL photos (none a source of the sets
+  above) given one edit of that family, + 1,000 other test REAL photos unedited: the leave-one-family-out table
+  scores a family on it (bench/edits.py)
 Only test photos are sources of test edits, so nothing leaks into training. Each split has a `manifest.json`
 with the fingerprint of the code and seed that made it (a changed recipe rebuilds the split) and every EDITED
 image's source and recipe (edits, regions, parameters).
@@ -20,9 +23,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from . import edits
+from . import edit_families, edits, synthetic_edits
 from .degradations import CIFAKE_JPEG_QUALITY  # edited test images are saved with it, as every shipped file is
 from .images import ImageError, load_image
 from .folders import code_fingerprint, is_fresh, read_manifest, staged_folder, write_manifest
@@ -30,6 +34,7 @@ from .sources import default_data_root
 
 EDITED_PER_SET = 1500
 SEED = 2024
+FAMILY_TEST_PER_KIND, FAMILY_TEST_REAL = 200, 1000
 
 
 def _files(d: Path) -> list:
@@ -89,8 +94,7 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
     if test_real.is_dir() and test_fake.is_dir():
         if not all(is_fresh(root / n, fingerprint) for n in test_sets):
             real_names = _files(test_real)
-            rng = np.random.default_rng(SEED)
-            sources = [real_names[i] for i in rng.permutation(len(real_names))[:2 * edited_per_set]]
+            sources = _test_sources(real_names, edited_per_set)
             set_a, set_b = sources[:edited_per_set], sources[edited_per_set:]
             log(f"making {len(sources)} edited images from test REAL photos (seed {SEED}) ...")
             edits_a = _make_edits(test_real, set_a, np.random.default_rng(SEED + 1))
@@ -103,6 +107,7 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
             _write_split(root, "test-3class", {"REAL": [(test_real / n, n) for n in real_names if n not in used_all],
                                                "FAKE": fakes}, {**edits_a, **edits_b}, fingerprint, log)
         done += list(test_sets)
+        done += _build_family_test(root, test_real, edited_per_set, log)
     re_dir, fe_dir = root / "train-real-edited", root / "train-fake-edited"
     if (re_dir / "REAL").is_dir() and (fe_dir / "FAKE").is_dir():
         if not is_fresh(root / "train-3class", fingerprint):
@@ -113,6 +118,42 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
         done.append("train-3class")
     done += _build_from_train(root, fingerprint, log)
     return done
+
+
+def _test_sources(real_names, edited_per_set) -> list:
+    """The test REAL photos that the edited test sets edit (seeded)."""
+    rng = np.random.default_rng(SEED)
+    return [real_names[i] for i in rng.permutation(len(real_names))[:2 * edited_per_set]]
+
+
+def _build_family_test(root: Path, test_real: Path, edited_per_set, log) -> list:
+    """test-families (see the module's docstring); fewer photos per family where test is small, none where it
+    has too few."""
+    fingerprint = code_fingerprint(edit_families, synthetic_edits, sys.modules[__name__], seed=SEED,
+                                   edited_per_set=edited_per_set)
+    if is_fresh(root / "test-families", fingerprint):
+        return ["test-families"]
+    real_names = _files(test_real)
+    used = set(_test_sources(real_names, edited_per_set))
+    free = [n for n in real_names if n not in used]
+    kinds = synthetic_edits.ALL_KINDS
+    per_kind = min(FAMILY_TEST_PER_KIND, len(free) // (len(kinds) + 1))
+    if per_kind == 0:
+        return []
+    free = [free[i] for i in np.random.default_rng(SEED + 3).permutation(len(free))]
+    unedited, sources = free[:min(FAMILY_TEST_REAL, len(free) - per_kind * len(kinds))], free[-per_kind * len(kinds):]
+    log(f"making {len(sources)} test images edited by {len(kinds)} families (seed {SEED + 3}) ...")
+    gen, edited = torch.Generator().manual_seed(SEED + 3), {}
+    for k, kind in enumerate(kinds):
+        names = sources[k * per_kind:(k + 1) * per_kind]
+        photos = torch.from_numpy(np.stack([load_image(test_real / n)[0] for n in names])).permute(0, 3, 1, 2)
+        out, masks, _ = synthetic_edits.edit_batch(photos, gen, kinds=(kind,), second_edit=0)
+        for name, array, mask in zip(names, out.permute(0, 2, 3, 1).numpy(), masks):
+            if mask.any():  # an edit that changed no pixel is no edit
+                edited[f"{kind}-{Path(name).stem}.jpg"] = (array, {"source": f"test/REAL/{name}",
+                                                                   "edits": [{"edit": kind}]})
+    _write_split(root, "test-families", {"REAL": [(test_real / n, n) for n in unedited]}, edited, fingerprint, log)
+    return ["test-families"]
 
 
 def _shipped_edited(root: Path) -> dict:

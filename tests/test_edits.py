@@ -7,6 +7,7 @@ from PIL import Image
 
 from data import load_folder
 from data.derived import build_derived_splits
+from data.synthetic_edits import ALL_KINDS
 from data.edits import (blur_patch, brightness_contrast, copy_patch, diff_mask, jpeg_resave, random_edit, salt_and_pepper,
                         smooth_patch)
 from tests.conftest import synthetic_image, write_split
@@ -49,7 +50,7 @@ def test_derived_splits_have_no_leak_and_no_duplicates(tmp_path):
     write_split(root / "train-real-edited", {"REAL": 20, "EDITED": 6}, seed=1, fmt="JPEG")
     write_split(root / "train-fake-edited", {"FAKE": 20, "EDITED": 6}, seed=2, fmt="JPEG")  # same EDITED names
     built = build_derived_splits(root, verbose=False, edited_per_set=8)
-    assert set(built) == {"test-real-edited", "test-fake-edited", "test-3class", "train-3class"}
+    assert set(built) == {"test-real-edited", "test-fake-edited", "test-3class", "test-families", "train-3class"}
 
     real_edited = load_folder(root / "test-real-edited", verbose=False)
     assert real_edited.classes == ["REAL", "EDITED"] and np.bincount(real_edited.labels).tolist() == [32, 8]
@@ -70,8 +71,22 @@ def test_derived_splits_have_no_leak_and_no_duplicates(tmp_path):
     src = np.asarray(Image.open(root / entry["source"]).convert("RGB")).astype(int)
     ed = np.asarray(Image.open(root / "test-real-edited" / name).convert("RGB")).astype(int)
     assert np.abs(src - ed).max() > 0
+    # test-families: one photo per family here (24 photos are no source of the sets above), the other 7 unedited;
+    # no photo is a source twice, nor a source of the other sets, and each image's kind is its family's
+    families = load_folder(root / "test-families", verbose=False)
+    fam_manifest = json.loads((root / "test-families" / "manifest.json").read_text())["images"]
+    fam_sources = [m["source"].split("/")[-1] for m in fam_manifest.values()]
+    assert np.bincount(families.labels).tolist() == [7, len(ALL_KINDS)]
+    assert sorted(m["edits"][0]["edit"] for m in fam_manifest.values()) == sorted(ALL_KINDS)
+    assert len(set(fam_sources)) == len(ALL_KINDS) and not set(fam_sources) & (sources | set(three_sources(root)))
+    assert not set(fam_sources) & {p.name for p in (root / "test-families" / "REAL").iterdir()}
     # building again keeps what is there
     assert build_derived_splits(root, verbose=False, edited_per_set=8) == built
+
+
+def three_sources(root):
+    manifest = json.loads((root / "test-3class" / "manifest.json").read_text())["images"]
+    return [m["source"].split("/")[-1] for m in manifest.values()]
 
 
 def test_a_changed_edit_recipe_rebuilds_the_edited_splits(tmp_path, monkeypatch):
