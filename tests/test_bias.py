@@ -96,6 +96,31 @@ def test_fit_outside_cuts_at_the_held_out_quantile():
     assert set(stats["groups"]) == {"32", "16", "8", "4"}  # every resolution of the network has its say
 
 
+def test_the_score_is_fitted_on_training_batches_and_cut_on_unedited_validation_images():
+    """The Gaussians see the images as the run's batches showed them (edited photos among them, drawn from the
+    seed), and the cut comes from the unedited validation images alone: edited ones, however far, do not move it."""
+    from models import ImageClassifier, build_model
+    from utils.outside import fit_for_run, training_view
+    torch.manual_seed(0)
+    model = ImageClassifier(build_model("fullres_cnn", 3), [0.5] * 3, [0.25] * 3).eval()
+    rng = np.random.default_rng(2)
+    images = torch.from_numpy(np.stack([write_like(rng) for _ in range(200)]))
+    labels = np.zeros(200, np.int64)  # all REAL: the view edits half of them
+    classes, config = ["REAL", "EDITED", "FAKE"], {"seed": 0, "synthetic_edits": 0.5, "hflip": False}
+    view = training_view(images, labels, config, classes, seed=0)
+    changed = (view != images).flatten(1).any(1).float().mean()
+    assert view.dtype == torch.uint8 and 0.3 < changed < 0.7
+    assert torch.equal(view, training_view(images, labels, config, classes, seed=0))
+    val = torch.from_numpy(np.stack([write_like(rng) for _ in range(100)]))
+    val_labels = np.r_[np.zeros(80, np.int64), np.ones(20, np.int64)]
+    far = val.clone()
+    far[80:] = torch.from_numpy(rng.integers(0, 256, (20, 3, 32, 32), dtype=np.uint8))  # the EDITED ones, far off
+    stats = fit_for_run(model, images, labels, far, val_labels, config, classes)
+    again = fit_for_run(model, images, labels, val, val_labels, config, classes)
+    assert stats["heldout_images"] == 80 and stats["threshold"] == pytest.approx(again["threshold"])
+    assert stats["fit_view"] == "training batches"
+
+
 def write_like(rng):
     from tests.conftest import synthetic_image
     return synthetic_image(rng.choice(["REAL", "FAKE"]), rng).transpose(2, 0, 1)

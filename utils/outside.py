@@ -5,19 +5,26 @@ The features are the detector's own activations at every resolution (the global 
 grouped by the size of its feature map: 32x32 texture and noise up to 4x4 content), not the last layer alone:
 a robust detector's last layer is built to ignore how an image was made, so it barely tells a photograph from
 elsewhere from a CIFAKE one, while its first layers still do (bench/real_photos.py prints the ROC-AUC).
-Per group a Gaussian (mean, shared covariance with a small ridge) is fitted on training images; an image's
+Per group a Gaussian (mean, shared covariance with a small ridge) is fitted on training images as the run's
+batches showed them (`training_view`: its synthetic edits and label-neutral changes drawn as in training, so
+that an edited photo or a JPEG copy it was taught is inside, and the cut is not set by what the fit never saw);
+an image's
 score is its largest squared Mahalanobis distance over the groups, each divided by that group's median on
 the fitting images (Lee et al. 2018 use one distance per layer the same way). The cut is the OUTSIDE_QUANTILE
-quantile of the scores of held-out training-side images (the run's validation part): by construction about
-2.5% of images like the training ones are called outside. Nothing here ever sees a test or real-photo image.
+quantile of the scores of held-out training-side images (the run's unedited validation images): by construction
+about 2.5% of images like the training ones are called outside. Nothing here ever sees a test or real-photo image.
 """
 import numpy as np
 import torch
 from torch import nn
 
+from data.batches import Batches
+from data.synthetic_edits import KINDS
+
 OUTSIDE_QUANTILE = 0.975
 FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample)
 RIDGE = 1e-2        # added to the covariance's diagonal, times its mean variance: keeps it invertible
+FIT_VIEW = "training batches"  # what the Gaussians are fitted on; statistics fitted otherwise are refitted by ship()
 
 
 @torch.no_grad()
@@ -92,11 +99,25 @@ def summary(stats) -> dict:
                                                                "features": [len(g["mean"]) for g in stats["groups"].values()]}
 
 
-def fit_for_run(model, images, val_images, seed=0, pool=None) -> dict:
+def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor:
+    """uint8 `images` as a training batch of the run shows them (config: a checkpoint's "config"): the same share
+    of REAL photos edited and relabelled, the same flips and label-neutral changes, drawn from `seed`."""
+    batches = Batches(images, labels, batch_size=1024, seed=seed, hflip=config.get("hflip", False),
+                      vflip=config.get("vflip", False), robust=config.get("robust", 0.0),
+                      synthetic_edits=config.get("synthetic_edits", 0.0), classes=classes,
+                      edit_kinds=config.get("edit_kinds", ",".join(KINDS)).split(","))
+    return torch.cat([x for x, _ in batches])
+
+
+def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None) -> dict:
     """fit_outside on a seeded sample of FIT_IMAGES of `images` (those indexed by `pool`, default all: a run's
-    training images), cut on its validation images. `images`: a tensor or a memory-mapped cache alike."""
+    training images; `labels` theirs, in `classes`), as `training_view` shows them, cut on the run's unedited
+    validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is unlike them by nature,
+    and cutting on edited images too set the cut so high that few photographs from elsewhere passed it).
+    `images`: a tensor or a memory-mapped cache alike."""
+    seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     idx = np.sort(np.random.default_rng(seed).permutation(pool)[:FIT_IMAGES])
-    return fit_outside(model, images[idx], val_images)
-
-
+    fit = training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
+    unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
+    return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)]), "fit_view": FIT_VIEW}

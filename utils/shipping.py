@@ -16,7 +16,7 @@ from models import build_model, decide, probabilities
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.bias import bias_table
 from utils.inference import checkpoint_split, evaluate, predict, robustness, run_model
-from utils.outside import fit_for_run, outside_scores, summary as outside_summary
+from utils.outside import FIT_VIEW, fit_for_run, outside_scores, summary as outside_summary
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
 # long as the shipped one did) and the test split its figures are measured on
@@ -111,7 +111,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     spec = DETECTORS[name]
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
-    if not ck.get("outside"):  # a run trained before checkpoints carried it
+    if (ck.get("outside") or {}).get("fit_view") != FIT_VIEW:  # a run trained before checkpoints carried it
         log(f"{name}: fitting the outside-what-I-know score on the run's training images")
         ck["outside"] = fit_outside_for(ck)
     test_path = spec["test_path"]
@@ -159,8 +159,10 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
 def fit_outside_for(ck) -> dict:
     """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run."""
     folder, split = checkpoint_split(ck)
-    return fit_for_run(model_from_checkpoint(ck), folder.images, split.val_images, ck["config"]["seed"],
-                       pool=split.train_idx)
+    labels = np.zeros(len(folder.images), np.int64)
+    labels[split.train_idx] = split.train_labels  # in the split's classes (EDITED among them when it edits)
+    return fit_for_run(model_from_checkpoint(ck), folder.images, labels, split.val_images, split.val_labels,
+                       ck["config"], split.classes, pool=split.train_idx)
 
 
 def test_images(test_path):

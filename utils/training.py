@@ -86,7 +86,8 @@ def calibrated_best(trainer):
         calibrate(ck, val_logits, trainer.data.val_labels, config, trainer.log)
     model = model_from_checkpoint(ck, trainer.device)
     # the "outside what I know" score: fitted on training images, its cut on the validation part
-    ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.val_images, config.seed)
+    ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.train_labels, trainer.data.val_images,
+                                trainer.data.val_labels, ck["config"], trainer.data.classes)
     trainer.log(f"outside-what-I-know cut {ck['outside']['threshold']:.3g} (the {ck['outside']['quantile']:.1%} "
                 f"quantile of {ck['outside']['heldout_images']} validation images)")
     if trainer.main:
