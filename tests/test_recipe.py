@@ -291,8 +291,8 @@ def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, 
     run = dict(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,
                budget_minutes=0.1, out=str(tmp_path / "run"), progress=False, device="cpu", calibrate=False)
     r = train(**run)
-    # the probe step (0.5 s) plus the batch augmentation (flips: well under 10 ms)
-    assert re.search(r"time budget 0.1 min: 1 epochs \(measured 50\d ms a step, 6 steps an epoch",
+    # the probe step (0.5 s) plus the batch augmentation (flips: a few ms, tens on a busy CPU)
+    assert re.search(r"time budget 0.1 min: 1 epochs \(measured 5\d\d ms a step, 6 steps an epoch",
                      capsys.readouterr().err)
     assert len(r["history"]) == 1
     assert load_checkpoint(r["checkpoint"])["config"]["epochs"] == 1
