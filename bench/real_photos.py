@@ -7,8 +7,8 @@ that shrinking does, as squares of a half, a quarter and an eighth of its shorte
 taken without any resizing (up to 16 a photo at each scale, across the whole photo). For evaluation only: no
 training, threshold or choice is made on these photos. docs/model-card.md quotes the table; the last line is
 one JSON object: the first detector's (the default's) whole-photo figures at the top level (photos, sources,
-called_real, outside, called_real_or_outside, called_edited, confident_fake: called FAKE with probability >= 0.9),
-every table under "detectors".
+called_real, outside, called_real_or_outside, called_edited, confident_fake: called FAKE with probability >= 0.9,
+and the last two among the verdicts given without an outside warning), every table under "detectors".
 
     python bench/real_photos.py [--detectors three_class,real_vs_fake_robust]
 """
@@ -62,10 +62,14 @@ def rates(labels, classes, uncertain, probs, outside) -> dict:
     labels = np.asarray(labels)
     fake = classes.index("FAKE") if "FAKE" in classes else None
     sure_fake = (labels == "FAKE") & (probs[:, fake] >= 0.9) if fake is not None else np.zeros(n, bool)
+    inside = np.ones(n, bool) if outside is None else ~np.asarray(outside)
     row = {"n": n, "uncertain": float(np.mean(uncertain)),
            "outside": None if outside is None else float(np.mean(outside)),
-           "real_or_outside": float(np.mean((labels == "REAL") | (outside if outside is not None else False))),
-           "confident_fake": float(np.mean(sure_fake))}
+           "real_or_outside": float(np.mean((labels == "REAL") | ~inside)),
+           "confident_fake": float(np.mean(sure_fake)),
+           # the verdicts given without an outside warning: what a user would take at its word
+           "edited_not_outside": float(np.mean((labels == "EDITED") & inside)),
+           "confident_fake_not_outside": float(np.mean(sure_fake & inside))}
     for c in classes:
         k = int(np.sum(np.asarray(labels) == c))
         low, high = wilson_interval(k, n)
@@ -112,12 +116,13 @@ def main():
         result["detectors"][name] = table
         print(f"\n== {name} ({DETECTORS[name]['what']})")
         print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes)
-              + "  uncertain  outside  REAL|outside  FAKE>=0.9")
+              + "  uncertain  outside  REAL|outside  FAKE>=0.9  EDITED,inside  FAKE>=0.9,inside")
         for scale, row in ((k, v) for k, v in table.items() if k in all_views):
             out = "-" if row["outside"] is None else f"{row['outside']:.1%}"
             print(f"{scale:34s} {row['n']:4d} " + " ".join(
                 f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in classes)
-                  + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}")
+                  + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}"
+                  f"  {row['edited_not_outside']:13.1%}  {row['confident_fake_not_outside']:16.1%}")
         if "outside_roc_auc" in table:
             print(f"outside score: {table['cifake_test_outside']:.1%} of 1,000 CIFAKE test images outside; ROC-AUC "
                   f"{table['outside_roc_auc']:.3f} between them and the whole photos")
@@ -126,7 +131,9 @@ def main():
     first = next(iter(result["detectors"].values()))[first_scale]
     summary = {"photos": len(photos), "sources": len(by_source), "called_real": first["REAL"]["rate"],
                "outside": first["outside"], "called_real_or_outside": first["real_or_outside"],
-               "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"]}
+               "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"],
+               "called_edited_not_outside": first["edited_not_outside"],
+               "confident_fake_not_outside": first["confident_fake_not_outside"]}
     print(json.dumps({**summary, **result}))
 
 
