@@ -9,6 +9,7 @@ import torch
 
 from utils.checkpoint import WEIGHTS_DIR, default_detector, load_checkpoint
 from utils.onnx_model import OnnxClassifier
+from utils.outside import FIT_VIEW
 from utils.shipping import DETECTORS, card_path, detector_path, load_card, regression_slice, slice_accuracy
 
 NAMES = list(DETECTORS)
@@ -36,6 +37,8 @@ def test_shipped_detector_is_small_and_says_how_it_was_made(name):
     assert any(not r["trained"] for r in bias["changes"].values() if r["trained"] is not None)
     assert ck["outside"]["threshold"] == pytest.approx(card["outside"]["threshold"], rel=1e-4)
     assert card["outside"]["test_outside"] <= 0.05  # at most 5% of CIFAKE's own test images are called outside
+    assert card["outside"]["outside_by_split"]["test"] == card["outside"]["test_outside"]
+    assert ck["outside"]["fit_view"] == FIT_VIEW  # fitted as training saw its images, cut on unedited ones
 
 
 @pytest.fixture(scope="module")

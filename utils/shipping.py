@@ -139,9 +139,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,
         "bias": _bias_card(classifier),
-        "outside": {**outside_summary(ck["outside"]),
-                    "test_outside": float(np.mean(outside_scores(classifier[0], ck["outside"], test_images(test_path))
-                                                  > ck["outside"]["threshold"]))},
+        "outside": _outside_card(classifier, test_path),
         "regression_slice": {"test_path": test_path, **slice_accuracy(classifier, test_dir)},
         "onnx_slice": {k: v for k, v in slice_accuracy(OnnxClassifier(onnx_file), test_dir).items()
                        if k != "probabilities"},
@@ -163,6 +161,15 @@ def fit_outside_for(ck) -> dict:
     labels[split.train_idx] = split.train_labels  # in the split's classes (EDITED among them when it edits)
     return fit_for_run(model_from_checkpoint(ck), folder.images, labels, split.val_images, split.val_labels,
                        ck["config"], split.classes, pool=split.train_idx)
+
+
+def _outside_card(classifier, test_path) -> dict:
+    """The outside score's summary, and the share of images called outside on CIFAKE's own test split
+    (`test_outside`: REAL and FAKE as shipped) and on the detector's test split (edited images among them)."""
+    model, ck = classifier
+    by_split = {split: float(np.mean(outside_scores(model, ck["outside"], test_images(split)) > ck["outside"]["threshold"]))
+                for split in dict.fromkeys(("test", test_path))}
+    return {**outside_summary(ck["outside"]), "test_outside": by_split["test"], "outside_by_split": by_split}
 
 
 def test_images(test_path):
