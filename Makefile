@@ -37,13 +37,14 @@ notebook: setup
 
 # the seed's pipeline against ours (3 min); accuracy against time for each recipe (over an hour on 2 cores:
 # recipe fast on three seeds, three runs of an 18-minute budget, the robustness tables); the edit detector
-# (about 2 hours: three 20-minute runs, five 3-minute leave-one-kind-out runs, their scoring); the bias table
+# (about 2.5 hours: three 20-minute runs, then the family table: 19 runs of 4 epochs on 20,000 images, one per
+# family of edit left out and two references, about 3 minutes each); the bias table
 # of the shipped detectors (about 4 minutes); GPU figures
 # (skips without CUDA)
 bench: setup
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/time_to_accuracy.py
-	$(BIN)/python bench/edits.py --leave-one-out-minutes 3
+	$(BIN)/python bench/edits.py --leave-one-out-epochs 4
 	$(BIN)/python bench/bias.py
 	$(BIN)/python bench/gpu.py
 
