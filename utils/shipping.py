@@ -111,7 +111,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     spec = DETECTORS[name]
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
-    if (ck.get("outside") or {}).get("fit_view") != FIT_VIEW:  # a run trained before checkpoints carried it
+    if (ck.get("outside") or {}).get("fit_view") != FIT_VIEW:  # a run from before the score, or from its first fit
         log(f"{name}: fitting the outside-what-I-know score on the run's training images")
         ck["outside"] = fit_outside_for(ck)
     test_path = spec["test_path"]
