@@ -103,13 +103,23 @@ EDITS = {"salt_and_pepper": salt_and_pepper, "blur_patch": blur_patch, "smooth_p
 ALL_KINDS = tuple(EDITS)
 
 
+def kinds_from(text: str) -> tuple:
+    """A run's `edit_kinds` setting -> the kinds: comma-separated names, or "all" for ALL_KINDS."""
+    return _known(ALL_KINDS if text == "all" else tuple(k.strip() for k in text.split(",")))
+
+
+def _known(kinds):
+    unknown = set(kinds) - set(EDITS)
+    if unknown:
+        raise ValueError(f"unknown edit kind(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL_KINDS)}")
+    return kinds
+
+
 def edit_batch(images, gen, kinds=KINDS, second_edit=0.3):
     """-> (edited uint8 images, masks (N, H, W) bool of the changed pixels, the first edit's kind index into
     `kinds` per image). Each image gets one edit of a kind drawn uniformly from `kinds`, and a second one with
     probability `second_edit`."""
-    unknown = set(kinds) - set(EDITS)
-    if unknown:
-        raise ValueError(f"unknown edit kind(s) {', '.join(sorted(unknown))}; known: {', '.join(ALL_KINDS)}")
+    _known(kinds)
     n = images.shape[0]
     out = images.cpu()
     first = torch.randint(0, len(kinds), (n,), generator=gen)

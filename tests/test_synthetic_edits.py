@@ -50,6 +50,18 @@ def test_only_the_asked_kinds_are_drawn():
         edit_batch(_photos(4), torch.Generator().manual_seed(0), kinds=("sepia",))
 
 
+def test_a_runs_kinds_setting_names_kinds_or_all_and_a_misspelt_one_stops_train_py(capsys):
+    from data.synthetic_edits import ALL_KINDS, kinds_from
+    import train
+    from utils import cli
+    assert kinds_from("all") == ALL_KINDS and len(ALL_KINDS) >= 12
+    assert kinds_from("splice, sticker") == ("splice", "sticker")
+    with pytest.raises(SystemExit) as stop:  # before any data is read: the folder does not even exist
+        cli.run(lambda: train.main(["--train-path", "no-such-folder", "--synthetic-edits", "0.5",
+                                    "--edit-kinds", "splice,sepia"]))
+    assert stop.value.code == 2 and "unknown edit kind(s) sepia" in capsys.readouterr().err
+
+
 def test_batches_edit_a_share_of_real_images_and_relabel_them():
     from data import Batches
     x = _photos(200, seed=5)

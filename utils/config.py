@@ -6,7 +6,7 @@ Recipes are named here only: train.py --recipe NAME, the bench, the notebook and
 import dataclasses
 from dataclasses import dataclass
 
-from data.synthetic_edits import KINDS as EDIT_KINDS
+from data.synthetic_edits import KINDS as EDIT_KINDS, kinds_from
 
 
 @dataclass
@@ -28,7 +28,7 @@ class TrainConfig:
     sharpness: list = None         # [factor, probability], the seed's RandomAdjustSharpness
     robust: float = 0.0            # robust training: share of each batch hit by each trained degradation
     synthetic_edits: float = 0.0   # share of the REAL images of each batch given a local edit and labelled EDITED
-    edit_kinds: str = ",".join(EDIT_KINDS)  # comma-separated kinds for synthetic_edits
+    edit_kinds: str = ",".join(EDIT_KINDS)  # comma-separated kinds for synthetic_edits, or "all"
     label_smoothing: float = 0.0
     ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
     whiten: bool = False           # start the first convolution as +- the training patches' whitening filters
@@ -91,5 +91,7 @@ def make_config(recipe="default", **overrides) -> TrainConfig:
     if bad:
         raise TypeError(f"unknown training option(s): {', '.join(sorted(bad))}")
     values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
-    return TrainConfig(recipe=recipe, **values)
+    config = TrainConfig(recipe=recipe, **values)
+    kinds_from(config.edit_kinds)  # a misspelt kind fails here, not an epoch into the run
+    return config
 

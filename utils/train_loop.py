@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from data import Batches, DataError
 from data.images import IMAGE_SIZE
+from data.synthetic_edits import kinds_from
 from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
                     probabilities)
 from models.whitening import whiten_first_conv
@@ -127,7 +128,7 @@ class Trainer:
                                crop_padding=config.crop_padding, sharpness=config.sharpness, robust=config.robust,
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
-                               edit_kinds=config.edit_kinds.split(","), masks=data.train_masks,
+                               edit_kinds=kinds_from(config.edit_kinds), masks=data.train_masks,
                                with_masks=model.has_edit_map)
         self.optimizer = make_optimizer(model, config, device)
         counts = np.bincount(data.train_labels, minlength=len(classes)) if config.balance else None
