@@ -18,6 +18,8 @@ Runs, each within a budget of CPU wall time (--minutes and the flags below; meas
                 recall is when it is trained, and what the five kinds alone generalise to; the all-families
                 run also scores the shipped EDITED images (`families_shipped_edited_recall`).
               The default detector (weights/three_class.pt) is scored on test-families too.
+              --leave-one-out-model trains these runs with another network (run folders named after it), and
+              --leave-out a few families (the five-kinds run then is not run): to try an idea on the hardest.
 The test edits of test-3class come from data/edits.py, the module the shipped five kinds share: the unedited
 and leave-out runs are there to say what that is worth. --minutes 0 runs the family table alone. The last line is
 one JSON object.
@@ -32,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.derived import edit_kinds  # noqa: E402
+from data.derived import edit_kinds, edit_masks  # noqa: E402
+from data.edits import DIFF_LEVEL  # noqa: E402
 from data.synthetic_edits import ALL_KINDS, KINDS  # noqa: E402
 from models import decide  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
@@ -79,43 +82,85 @@ def shipped_edited(checkpoint):
     return out
 
 
-def family_recall(checkpoint):
-    """-> ({family: EDITED recall on test-families at the model's verdict}, {family: recall at the P(EDITED) cut
-    that calls 5% of the split's unedited REAL photos EDITED}, share of those REAL photos called EDITED). The 5%
-    operating point is a metric, like a ROC-AUC: it compares models at one false-alarm rate and chooses nothing."""
+def _scored_families(checkpoint):
+    """test-families scored: (the run, P(EDITED), called EDITED, first edit's family, is REAL, the P(EDITED) cut
+    that calls 5% of the split's unedited REAL photos EDITED)."""
     run = predict_folder(checkpoint, "test-families", verbose=False)
     classes = run["classes"]
     p_edited = run["probs"][:, classes.index("EDITED")]
     called = decide(run["probs"], run["threshold"]).numpy() == classes.index("EDITED")
     kinds, real = np.asarray(edit_kinds(run["folder"]), dtype=object), run["labels"] == classes.index("REAL")
-    cut = np.quantile(p_edited[real], 0.95)
+    return run, p_edited, called, kinds, real, np.quantile(p_edited[real], 0.95)
+
+
+def family_recall(checkpoint):
+    """-> ({family: EDITED recall on test-families at the model's verdict}, {family: recall at the P(EDITED) cut
+    that calls 5% of the split's unedited REAL photos EDITED}, share of those REAL photos called EDITED). The 5%
+    operating point is a metric, like a ROC-AUC: it compares models at one false-alarm rate and chooses nothing."""
+    _, p_edited, called, kinds, real, cut = _scored_families(checkpoint)
     return ({k: float(called[kinds == k].mean()) for k in ALL_KINDS},
             {k: float((p_edited[kinds == k] > cut).mean()) for k in ALL_KINDS}, float(called[real].mean()))
+
+
+SIZES = ((0, 16), (16, 64), (64, 32 * 32 + 1))  # pixels an edit changed by more than data.edits.DIFF_LEVEL levels
+
+
+def score_run(checkpoint) -> dict:
+    """--score: one run's recall per family on test-families (also by how many pixels the edit visibly changed:
+    a faint edit is not one a detector can be asked to find) and on the shipped EDITED images."""
+    run, p_edited, called, kinds, real, cut = _scored_families(checkpoint)
+    changed = edit_masks(run["folder"])[0].reshape(len(kinds), -1).sum(1)
+    buckets = {f"{lo}-{hi - 1}" if hi <= 1024 else f"{lo}+": (changed >= lo) & (changed < hi) for lo, hi in SIZES}
+    out = {"family_recall": {}, "family_recall_at_5pct_real": {}, "at_5pct_real_by_changed_pixels": {},
+           "real_called_edited": float(called[real].mean())}
+    print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED]; at that cut, "
+          f"by pixels changed by more than {DIFF_LEVEL} levels (images)")
+    for kind in ALL_KINDS:
+        mine = kinds == kind
+        out["family_recall"][kind], out["family_recall_at_5pct_real"][kind] = (
+            float(called[mine].mean()), float((p_edited[mine] > cut).mean()))
+        out["at_5pct_real_by_changed_pixels"][kind] = {
+            b: (float((p_edited[mine & m] > cut).mean()) if (mine & m).any() else None, int((mine & m).sum()))
+            for b, m in buckets.items()}
+        print(f"{kind:>22} {out['family_recall'][kind]:6.3f} [{out['family_recall_at_5pct_real'][kind]:.3f}]   " +
+              "  ".join(f"{b} px: {'-' if r is None else f'{r:.2f}'} ({n})"
+                        for b, (r, n) in out["at_5pct_real_by_changed_pixels"][kind].items()))
+    print(f"{'REAL called EDITED':>22} {out['real_called_edited']:6.3f}")
+    shipped = shipped_edited(checkpoint)
+    return {**out, "shipped_edited_recall": shipped["recall"], "shipped_edited_pixel_f1": shipped["pixel_f1"]}
 
 
 def family_table():
     """The families part of the docstring -> dict for the JSON line."""
     small = dict(recipe="edits", train_path="train-unedited", epochs=ARGS.leave_one_out_epochs,
                  max_train_images=ARGS.leave_one_out_images)
+    suffix = ""
+    if ARGS.leave_one_out_model:
+        small["model"], suffix = ARGS.leave_one_out_model, f"-{ARGS.leave_one_out_model}"
+    leave_out = ARGS.leave_out.split(",") if ARGS.leave_out else list(ALL_KINDS)
+    unknown = sorted(set(leave_out) - set(ALL_KINDS))
+    if unknown:
+        sys.exit(f"--leave-out: unknown families {', '.join(unknown)}; known: {', '.join(ALL_KINDS)}")
     shipped, shipped_at5, shipped_real = family_recall(str(detector_path()))
-    all_families = trained("families-all", 0, edit_kinds=",".join(ALL_KINDS), **small)[0]
+    all_families = trained(f"families-all{suffix}", 0, edit_kinds="all", **small)[0]
     every, every_at5, every_real = family_recall(all_families)
     every_shipped = shipped_edited(all_families)["recall"]
-    five, five_at5, five_real = family_recall(trained("families-five", 0, edit_kinds=",".join(KINDS), **small)[0])
+    five, five_at5, five_real = ({}, {}, None) if ARGS.leave_out else family_recall(
+        trained(f"families-five{suffix}", 0, edit_kinds=",".join(KINDS), **small)[0])
     left_out, left_out_at5, left_out_real = {}, {}, {}
-    for kind in ALL_KINDS:
+    for kind in leave_out:
         others = ",".join(k for k in ALL_KINDS if k != kind)
-        recall, at5, real = family_recall(trained(f"without-{kind}", 0, edit_kinds=others, **small)[0])
+        recall, at5, real = family_recall(trained(f"without-{kind}{suffix}", 0, edit_kinds=others, **small)[0])
         left_out[kind], left_out_at5[kind], left_out_real[kind] = recall[kind], at5[kind], real
         print(f"left out {kind}: its recall {recall[kind]:.4f} ({at5[kind]:.4f} at 5% of REAL called EDITED), "
               f"REAL called EDITED {real:.4f}", flush=True)
     print(f"\n== test-families: EDITED recall per family at each model's verdict, and [at the cut calling 5% of "
           f"REAL EDITED]\n{'family':>22} {'left out':>15} {'all trained':>15} {'five kinds':>15} {'default detector':>17}")
     for kind in ALL_KINDS:
-        print(f"{kind:>22} " + " ".join(f"{r[kind]:6.3f} [{a[kind]:.3f}]" for r, a in (
+        print(f"{kind:>22} " + " ".join(f"{r[kind]:6.3f} [{a[kind]:.3f}]" if kind in r else f"{'-':>15}" for r, a in (
             (left_out, left_out_at5), (every, every_at5), (five, five_at5), (shipped, shipped_at5))))
     print(f"{'REAL called EDITED':>22} {max(left_out_real.values()):6.3f} (most) {every_real:6.3f}{'':9s}"
-          f"{five_real:6.3f}{'':9s}{shipped_real:6.3f}")
+          f"{five_real if five_real is not None else float('nan'):6.3f}{'':9s}{shipped_real:6.3f}")
     return {"leave_one_kind_out_recall": left_out, "leave_one_kind_out_min": min(left_out.values()),
             "leave_one_kind_out_recall_at_5pct_real": left_out_at5,
             "leave_one_kind_out_min_at_5pct_real": min(left_out_at5.values()),
@@ -126,7 +171,8 @@ def family_table():
             "five_kinds_real_called_edited": five_real,
             "default_detector_family_recall": shipped, "default_detector_recall_at_5pct_real": shipped_at5,
             "default_detector_real_called_edited": shipped_real,
-            "leave_one_out_epochs": ARGS.leave_one_out_epochs, "leave_one_out_images": ARGS.leave_one_out_images}
+            "leave_one_out_epochs": ARGS.leave_one_out_epochs, "leave_one_out_images": ARGS.leave_one_out_images,
+            "leave_one_out_model": ARGS.leave_one_out_model or "the recipe's"}
 
 
 def main():
@@ -141,9 +187,16 @@ def main():
                    help="epochs of each run of the family table (default 0: not run)")
     p.add_argument("--leave-one-out-images", type=int, default=20000,
                    help="training images of each run of the family table (default %(default)s)")
+    p.add_argument("--leave-one-out-model", help="network of the family table's runs (default: the recipe's)")
+    p.add_argument("--leave-out", help="comma-separated families to leave out in turn (default: every one)")
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default %(default)s)")
     p.add_argument("--reuse", action="store_true", help="reuse runs/bench-edits-* checkpoints that exist")
+    p.add_argument("--score", metavar="CHECKPOINT", action="append", default=[],
+                   help="instead: score this run (repeatable) on test-families and the shipped EDITED images")
     ARGS = p.parse_args()
+    if ARGS.score:
+        print(json.dumps({checkpoint: score_run(checkpoint) for checkpoint in ARGS.score}))
+        return
     summary = main_runs() if ARGS.minutes else {}
     if ARGS.leave_one_out_epochs:
         summary.update(family_table())

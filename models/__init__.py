@@ -42,6 +42,8 @@ MODELS = {
     "edit_map": EditMapNet,
     "edit_map_srm": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm"),
     "edit_map_bayar": lambda num_outputs=1: EditMapNet(num_outputs, residual="bayar"),
+    # the SRM one whose decoder also sees each region's deviation from the rest of its image (a local anomaly)
+    "edit_map_srm_anomaly": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm", anomaly=True),
 }
 
 

@@ -11,6 +11,10 @@ Forensics networks often let the first layer see noise residuals rather than con
   input channels;
 - `residual="bayar"`: a learned 5x5 "constrained" convolution (Bayar & Stamm, 2018) whose kernels predict the
   centre pixel from its neighbours (centre weight -1, the others summing to 1), 3 extra channels.
+Edits a detector never saw are the hard part. ManTra-Net finds an edit as a local anomaly: features that stand
+out against the rest of the same image. `anomaly=True` gives the decoder that comparison as well: the hypercolumn
+z-scored over the image (each channel's deviation from the image's own mean, in its own standard deviations) and
+that deviation averaged over 7x7 windows (a region against the image, not a single pixel), both as magnitudes.
 `forward(x)` returns the class logits, as every network here; `forward_with_map(x)` -> (logits, map logits
 (N, 1, H, W)).
 """
@@ -56,7 +60,8 @@ class ConstrainedConv(nn.Module):
 
 
 class EditMapNet(nn.Module):
-    def __init__(self, num_outputs: int = 1, widths=(32, 64, 128, 256), decoder_width=32, residual=None):
+    def __init__(self, num_outputs: int = 1, widths=(32, 64, 128, 256), decoder_width=32, residual=None,
+                 anomaly=False):
         super().__init__()
         a, b, c, d = widths
         self.residual = {"srm": SRMResiduals, "bayar": ConstrainedConv, None: None}[residual]
@@ -69,8 +74,10 @@ class EditMapNet(nn.Module):
             nn.Sequential(conv_bn_relu(c, c, pool=True), conv_bn_relu(c, d)),  # 4x4
         ])
         self.lateral = nn.ModuleList([nn.Conv2d(w, decoder_width, 1, bias=False) for w in widths])
-        self.decoder = nn.Sequential(nn.BatchNorm2d(decoder_width), nn.ReLU(inplace=True),
-                                     conv_bn_relu(decoder_width, decoder_width),
+        self.anomaly = anomaly
+        decoder_in = decoder_width * (3 if anomaly else 1)
+        self.decoder = nn.Sequential(nn.BatchNorm2d(decoder_in), nn.ReLU(inplace=True),
+                                     conv_bn_relu(decoder_in, decoder_width),
                                      conv_bn_relu(decoder_width, decoder_width))
         self.map_head = nn.Conv2d(decoder_width, 1, 1)
         self.head = nn.Linear(d + decoder_width, num_outputs)
@@ -90,6 +97,11 @@ class EditMapNet(nn.Module):
         size = features[0].shape[-2:]
         summed = sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False) if i else lat(f)
                      for i, (lat, f) in enumerate(zip(self.lateral, features)))
+        if self.anomaly:
+            deviation = F.instance_norm(summed)  # per image and channel: (feature - image mean) / image std
+            regional = F.avg_pool2d(deviation, 7, stride=1, padding=3, count_include_pad=False)
+            # magnitudes: a region may stand out above or below the image's mean, and the decoder starts with a ReLU
+            summed = torch.cat([summed, deviation.abs(), regional.abs()], 1)
         decoded = self.decoder(summed)
         pooled = torch.cat([features[-1].mean((2, 3)), decoded.amax((2, 3))], 1)
         return self.head(pooled), self.map_head(decoded)

@@ -104,7 +104,7 @@ def test_edit_masks_are_the_difference_against_the_same_named_source(tmp_path):
         assert known[i] == (f != "EDITED/no-source.png")
 
 
-@pytest.mark.parametrize("name", ["edit_map", "edit_map_srm", "edit_map_bayar"])
+@pytest.mark.parametrize("name", ["edit_map", "edit_map_srm", "edit_map_bayar", "edit_map_srm_anomaly"])
 def test_map_networks_give_logits_and_a_full_resolution_map(name):
     model = ImageClassifier(build_model(name, 3), [0.5] * 3, [0.25] * 3).eval()
     x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
