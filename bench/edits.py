@@ -111,18 +111,20 @@ def score_run(checkpoint) -> dict:
     run, p_edited, called, kinds, real, cut = _scored_families(checkpoint)
     changed = edit_masks(run["folder"])[0].reshape(len(kinds), -1).sum(1)
     buckets = {f"{lo}-{hi - 1}" if hi <= 1024 else f"{lo}+": (changed >= lo) & (changed < hi) for lo, hi in SIZES}
+    called_fake = decide(run["probs"], run["threshold"]).numpy() == run["classes"].index("FAKE")
     out = {"family_recall": {}, "family_recall_at_5pct_real": {}, "at_5pct_real_by_changed_pixels": {},
-           "real_called_edited": float(called[real].mean())}
-    print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED]; at that cut, "
+           "family_called_fake": {}, "real_called_edited": float(called[real].mean())}
+    print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED], called FAKE; at that cut, "
           f"by pixels changed by more than {DIFF_LEVEL} levels (images)")
     for kind in ALL_KINDS:
         mine = kinds == kind
-        out["family_recall"][kind], out["family_recall_at_5pct_real"][kind] = (
-            float(called[mine].mean()), float((p_edited[mine] > cut).mean()))
+        out["family_recall"][kind], out["family_recall_at_5pct_real"][kind], out["family_called_fake"][kind] = (
+            float(called[mine].mean()), float((p_edited[mine] > cut).mean()), float(called_fake[mine].mean()))
         out["at_5pct_real_by_changed_pixels"][kind] = {
             b: (float((p_edited[mine & m] > cut).mean()) if (mine & m).any() else None, int((mine & m).sum()))
             for b, m in buckets.items()}
-        print(f"{kind:>22} {out['family_recall'][kind]:6.3f} [{out['family_recall_at_5pct_real'][kind]:.3f}]   " +
+        print(f"{kind:>22} {out['family_recall'][kind]:6.3f} [{out['family_recall_at_5pct_real'][kind]:.3f}] "
+              f"FAKE {out['family_called_fake'][kind]:.2f}   " +
               "  ".join(f"{b} px: {'-' if r is None else f'{r:.2f}'} ({n})"
                         for b, (r, n) in out["at_5pct_real_by_changed_pixels"][kind].items()))
     print(f"{'REAL called EDITED':>22} {out['real_called_edited']:6.3f}")
