@@ -150,8 +150,10 @@ def _build_family_test(root: Path, test_real: Path, edited_per_set, log) -> list
         out, masks, _ = synthetic_edits.edit_batch(photos, gen, kinds=(kind,), second_edit=0)
         for name, array, mask in zip(names, out.permute(0, 2, 3, 1).numpy(), masks):
             if mask.any():  # an edit that changed no pixel is no edit
+                rows, cols = np.flatnonzero(mask.any(1).numpy()), np.flatnonzero(mask.any(0).numpy())
+                region = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
                 edited[f"{kind}-{Path(name).stem}.jpg"] = (array, {"source": f"test/REAL/{name}",
-                                                                   "edits": [{"edit": kind}]})
+                                                                   "edits": [{"edit": kind, "region": region}]})
     _write_split(root, "test-families", {"REAL": [(test_real / n, n) for n in unedited]}, edited, fingerprint, log)
     return ["test-families"]
 

@@ -80,6 +80,17 @@ def test_derived_splits_have_no_leak_and_no_duplicates(tmp_path):
     assert sorted(m["edits"][0]["edit"] for m in fam_manifest.values()) == sorted(ALL_KINDS)
     assert len(set(fam_sources)) == len(ALL_KINDS) and not set(fam_sources) & (sources | set(three_sources(root)))
     assert not set(fam_sources) & {p.name for p in (root / "test-families" / "REAL").iterdir()}
+    # each edit's box (what the pictures outline): inside it, the saved file changed far more of the pixels than
+    # outside it, where only the JPEG save moved them
+    inside = outside = box_area = 0
+    for name, entry in fam_manifest.items():
+        x, y, w, h = entry["edits"][0]["region"]
+        assert 0 <= x < x + w <= 32 and 0 <= y < y + h <= 32
+        changed = diff_mask(np.asarray(Image.open(root / "test-families" / name).convert("RGB")),
+                            np.asarray(Image.open(root / entry["source"]).convert("RGB")))
+        in_box = changed[y:y + h, x:x + w].sum()
+        inside, outside, box_area = inside + in_box, outside + changed.sum() - in_box, box_area + w * h
+    assert inside / box_area > 2 * outside / (32 * 32 * len(fam_manifest) - box_area), (inside, outside, box_area)
     # building again keeps what is there
     assert build_derived_splits(root, verbose=False, edited_per_set=8) == built
 
