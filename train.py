@@ -52,7 +52,8 @@ def parse_args(argv=None):
                         "EDITED joins the classes if the folder has none, and the validation part gets the same "
                         "share edited once, with a fixed seed (0: off)")
     p.add_argument("--edit-kinds", metavar="K1,K2",
-                   help="comma-separated kinds for --synthetic-edits, or all (the 17 families; default: the shipped five)")
+                   help="comma-separated kinds for --synthetic-edits, or all (the 17 families; default: the "
+                        "shipped five)")
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.derived import edit_kinds, edit_masks  # noqa: E402
 from data.edits import DIFF_LEVEL  # noqa: E402
-from data.synthetic_edits import ALL_KINDS, KINDS  # noqa: E402
+from data.synthetic_edits import ALL_KINDS, KINDS, kinds_from  # noqa: E402
 from models import decide  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import evaluate, folder_edit_map_metrics, predict_folder  # noqa: E402
@@ -114,8 +114,8 @@ def score_run(checkpoint) -> dict:
     called_fake = decide(run["probs"], run["threshold"]).numpy() == run["classes"].index("FAKE")
     out = {"family_recall": {}, "family_recall_at_5pct_real": {}, "at_5pct_real_by_changed_pixels": {},
            "family_called_fake": {}, "real_called_edited": float(called[real].mean())}
-    print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED], called FAKE; at that cut, "
-          f"by pixels changed by more than {DIFF_LEVEL} levels (images)")
+    print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED], called "
+          f"FAKE; at that cut, by pixels changed by more than {DIFF_LEVEL} levels (images)")
     for kind in ALL_KINDS:
         mine = kinds == kind
         out["family_recall"][kind], out["family_recall_at_5pct_real"][kind], out["family_called_fake"][kind] = (
@@ -139,10 +139,7 @@ def family_table():
     suffix = ""
     if ARGS.leave_one_out_model:
         small["model"], suffix = ARGS.leave_one_out_model, f"-{ARGS.leave_one_out_model}"
-    leave_out = ARGS.leave_out.split(",") if ARGS.leave_out else list(ALL_KINDS)
-    unknown = sorted(set(leave_out) - set(ALL_KINDS))
-    if unknown:
-        sys.exit(f"--leave-out: unknown families {', '.join(unknown)}; known: {', '.join(ALL_KINDS)}")
+    leave_out = kinds_from(ARGS.leave_out or "all")
     shipped, shipped_at5, shipped_real = family_recall(str(detector_path()))
     all_families = trained(f"families-all{suffix}", 0, edit_kinds="all", **small)[0]
     every, every_at5, every_real = family_recall(all_families)
@@ -159,8 +156,9 @@ def family_table():
     print(f"\n== test-families: EDITED recall per family at each model's verdict, and [at the cut calling 5% of "
           f"REAL EDITED]\n{'family':>22} {'left out':>15} {'all trained':>15} {'five kinds':>15} {'default detector':>17}")
     for kind in ALL_KINDS:
-        print(f"{kind:>22} " + " ".join(f"{r[kind]:6.3f} [{a[kind]:.3f}]" if kind in r else f"{'-':>15}" for r, a in (
-            (left_out, left_out_at5), (every, every_at5), (five, five_at5), (shipped, shipped_at5))))
+        cells = ((left_out, left_out_at5), (every, every_at5), (five, five_at5), (shipped, shipped_at5))
+        print(f"{kind:>22} " + " ".join(f"{r[kind]:6.3f} [{a[kind]:.3f}]" if kind in r else f"{'-':>15}"
+                                        for r, a in cells))
     print(f"{'REAL called EDITED':>22} {max(left_out_real.values()):6.3f} (most) {every_real:6.3f}{'':9s}"
           f"{five_real if five_real is not None else float('nan'):6.3f}{'':9s}{shipped_real:6.3f}")
     return {"leave_one_kind_out_recall": left_out, "leave_one_kind_out_min": min(left_out.values()),
@@ -196,6 +194,10 @@ def main():
     p.add_argument("--score", metavar="CHECKPOINT", action="append", default=[],
                    help="instead: score this run (repeatable) on test-families and the shipped EDITED images")
     ARGS = p.parse_args()
+    try:
+        kinds_from(ARGS.leave_out or "all")
+    except ValueError as e:
+        p.error(f"--leave-out: {e}")
     if ARGS.score:
         print(json.dumps({checkpoint: score_run(checkpoint) for checkpoint in ARGS.score}))
         return
