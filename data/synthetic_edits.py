@@ -103,8 +103,11 @@ EDITS = {"salt_and_pepper": salt_and_pepper, "blur_patch": blur_patch, "smooth_p
 ALL_KINDS = tuple(EDITS)
 
 
-def kinds_from(text: str) -> tuple:
-    """A run's `edit_kinds` setting -> the kinds: comma-separated names, or "all" for ALL_KINDS."""
+def kinds_from(text=None) -> tuple:
+    """A run's `edit_kinds` setting -> the kinds: comma-separated names, "all" for ALL_KINDS, or None (a checkpoint
+    from before the setting) for the shipped five."""
+    if text is None:
+        return KINDS
     return _known(ALL_KINDS if text == "all" else tuple(k.strip() for k in text.split(",")))
 
 

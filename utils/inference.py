@@ -11,7 +11,7 @@ from data.batches import training_split
 from data.derived import edit_kinds, edit_masks, edit_regions
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
-from data.synthetic_edits import KINDS, kinds_from
+from data.synthetic_edits import kinds_from
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
@@ -216,7 +216,7 @@ def checkpoint_split(ck):
     config = ck["config"]
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
     return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
-                                  kinds_from(config.get("edit_kinds", ",".join(KINDS))),
+                                  kinds_from(config.get("edit_kinds")),
                                   config.get("max_train_images", 0), robust=config.get("robust", 0.0))
 
 
