@@ -10,6 +10,10 @@ by every class's probability (REAL=... EDITED=... FAKE=...). Probabilities are c
 split (temperature scaling). A verdict is marked "uncertain" near its decision boundary: for two classes when
 P(positive) lies in the half of its side of the cut nearest to it (0.25-0.75 for the usual cut at 0.5; with a
 threshold t tuned on validation, t/2 to (1+t)/2); for more classes when the chosen class is under 0.75.
+The two-part detector (weights/two_part.pt) answers two questions apart: p_fake (printed as the probability)
+from a whole-image real-vs-fake network, and edit_score from an edit map, a local region that stands out
+from the rest of its image; the label is FAKE, else EDITED where the edit score reaches its cut (fitted so that
+1% of unedited validation images pass it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box).
 A model with an edit map (edit_map*) also gives edit_box=x,y,w,h: the box around the pixels its map calls
 edited, in the 32x32 view it saw; --masks DIR writes the maps themselves, and --json has edit_box, edit_area
 (pixels) and mask (the PNG's path).
@@ -49,7 +53,8 @@ def main(argv=None):
     if args.model:
         from utils.onnx_model import OnnxClassifier
         model = OnnxClassifier(args.model)
-        classes, results = model.classes, model.predict(args.paths, args.batch_size, progress, args.masks)
+        classes, rule = model.classes, model.edit_rule
+        results = model.predict(args.paths, args.batch_size, progress, args.masks)
     else:
         from utils.checkpoint import default_detector, load_classifier
         from utils.inference import predict, select_device
@@ -58,9 +63,12 @@ def main(argv=None):
             args.checkpoint = default_detector()
             print(f"# detector: {args.checkpoint} (shipped; --checkpoint or --model picks another)", file=sys.stderr)
         model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
-        classes, results = ck["classes"], predict((model, ck), args.paths, args.batch_size, device, progress,
-                                                  args.masks)
-    if not args.json and len(classes) == 2:
+        classes, rule = ck["classes"], ck.get("edit_rule")
+        results = predict((model, ck), args.paths, args.batch_size, device, progress, args.masks)
+    if not args.json and rule:
+        print(f"# p_fake = P(FAKE) from the real-vs-fake part; edit_score from the edit map, EDITED at >= "
+              f"{rule['cut']:.3f} (passed by {rule['false_alarm']:.0%} of unedited validation images)", file=sys.stderr)
+    elif not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
     failed = total = resized = outside = 0
     skipped = collections.Counter()  # by extension
@@ -80,6 +88,8 @@ def main(argv=None):
             print(f"{r['path']}\tERROR\t{r['error']}", flush=True)
         else:  # two classes: P(positive); more: every class's probability; then the edit box, if any
             probs = "" if len(classes) == 2 else "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
+            if "edit_score" in r:  # a two-part detector: both answers, not only the label
+                probs = f"\tedit_score={r['edit_score']:.4f}"
             box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
             flags = ("\tuncertain" if r["uncertain"] else "") + ("\toutside" if r.get("outside") else "")
             print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{probs}{flags}{box}", flush=True)

@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--edit-kinds", metavar="K1,K2",
                    help="comma-separated kinds for --synthetic-edits, or all (the 17 families; default: the "
                         "shipped five)")
+    p.add_argument("--edit-classes", metavar="C1,C2",
+                   help="the classes --synthetic-edits hits: REAL (default), or REAL,FAKE for an edit localiser "
+                        "whose map must not tell real from generated")
     p.add_argument("--label-smoothing", type=float, help="move targets this far towards uniform (0: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.999; 0: off)")

@@ -61,10 +61,10 @@ class Split:
 
 
 def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0,
-                   masks=None, robust=0.0) -> Split:
+                   masks=None, robust=0.0, edit_classes=("REAL",)) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
     checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
-    and that share of the validation part's REAL images is edited once, with a fixed seed (training batches
+    and that share of the validation part's images of `edit_classes` (REAL) is edited once, with a fixed seed (training batches
     edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks).
     With `robust` (a run trained under label-neutral changes), every validation image is then saved at CIFAKE's
     JPEG quality, as the edited test splits are."""
@@ -83,7 +83,7 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
     if synthetic_edits:
         gen = torch.Generator().manual_seed(seed * 100_003 + VAL_EDIT_SEED)
         val_images, val_labels, val_masks = edit_some(val_images, val_labels, classes, synthetic_edits, gen,
-                                                      edit_kinds, val_masks)
+                                                      edit_kinds, val_masks, edit_classes)
         val_labels = val_labels.numpy()
         if robust:  # a run trained under label-neutral changes, CIFAKE's JPEG 75 among them, validates so too:
             # every image saved as CIFAKE saves its files, as the edited test splits are, so an edit carries the
@@ -106,7 +106,8 @@ class Batches:
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
                  crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
-                 synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False):
+                 synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False,
+                 edit_classes=("REAL",)):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
@@ -114,6 +115,7 @@ class Batches:
         self.robust = robust  # share of each batch hit by each of JPEG re-saving, down/up resizing and blur
         # share of the REAL images of each batch edited on the fly and relabelled EDITED (`classes` names them)
         self.synthetic_edits, self.classes, self.edit_kinds = synthetic_edits, classes, edit_kinds
+        self.edit_classes = edit_classes
         self.masks, self.with_masks = masks, with_masks
         self.device, self.rank, self.world_size = torch.device(device), rank, world_size
         if len(self.labels) < world_size:
@@ -152,7 +154,8 @@ class Batches:
                 m = (self.masks[idx].to(self.device, non_blocking=True).bool() if self.masks is not None
                      else torch.zeros(len(idx), *x.shape[2:], dtype=torch.bool, device=self.device))
             if self.synthetic_edits:  # before the augmentation: an edited photo is then shared, resized, ...
-                x, y, m = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds, m)
+                x, y, m = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds, m,
+                                    self.edit_classes)
             if self.augments:
                 x, m = self.augment(x, aug_gen, m)
             yield (x, y, m) if self.with_masks else (x, y)

@@ -139,21 +139,33 @@ def edit_batch(images, gen, kinds=KINDS, second_edit=0.3):
 EDITED, REAL = "EDITED", "REAL"
 
 
+def edit_classes_from(text=None) -> tuple:
+    """A run's `edit_classes` setting ("REAL" or "REAL,FAKE"; None in a checkpoint from before it) -> the class
+    names whose images synthetic edits may hit."""
+    names = tuple(c.strip().upper() for c in (text or REAL).split(",") if c.strip())
+    if not names or EDITED in names:
+        raise ValueError(f"edit classes {text!r}: name the classes to edit, e.g. REAL or REAL,FAKE (not EDITED)")
+    return names
+
+
 def with_edited_class(classes):
     """-> (classes with EDITED among them, in the repo's order: REAL, EDITED, FAKE; index map old -> new)."""
     new = order_classes(list(classes) + [EDITED])
     return new, torch.tensor([new.index(c) for c in classes])
 
 
-def edit_some(images, labels, classes, share, gen, kinds=KINDS, masks=None):
-    """Edit a random share of the images labelled REAL; those an edit really changed are relabelled EDITED.
-    -> (images, labels, masks): new tensors (the inputs are left as they are); `masks` (N, H, W) bool marks
-    the edited pixels, starting from the given `masks` (e.g. the shipped EDITED images') or from none."""
+def edit_some(images, labels, classes, share, gen, kinds=KINDS, masks=None, edit_classes=(REAL,)):
+    """Edit a random share of the images labelled one of `edit_classes` (REAL photos, by default; an edit
+    localiser edits FAKE images too, so that "edited" never means "a real photo"); those an edit really changed
+    are relabelled EDITED. -> (images, labels, masks): new tensors (the inputs are left as they are); `masks`
+    (N, H, W) bool marks the edited pixels, starting from the given `masks` (e.g. the shipped EDITED images')
+    or from none."""
     labels = torch.as_tensor(labels).clone()
     n, _, h, w = images.shape
     masks = torch.zeros(n, h, w, dtype=torch.bool, device=images.device) if masks is None else masks.clone()
-    real, edited = classes.index(REAL), classes.index(EDITED)
-    hit = ((labels.cpu() == real) & (torch.rand(len(labels), generator=gen) < share)).nonzero().squeeze(1)
+    edited = classes.index(EDITED)
+    source = torch.isin(labels.cpu(), torch.tensor([classes.index(c) for c in edit_classes]))
+    hit = (source & (torch.rand(len(labels), generator=gen) < share)).nonzero().squeeze(1)
     if len(hit) == 0:
         return images, labels, masks
     changed, changed_masks, _ = edit_batch(images[hit.to(images.device)], gen, kinds)

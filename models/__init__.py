@@ -14,6 +14,7 @@ from .fullres_cnn import BASE_WIDTHS, FullResCNN
 from .model import FakeNet
 from .model_2 import FakeNet2
 from .resnet import ResNet
+from .two_part import TwoPartDetector
 
 
 def _fullres(scale: float, pool_first: bool = False):
@@ -44,6 +45,10 @@ MODELS = {
     "edit_map_bayar": lambda num_outputs=1: EditMapNet(num_outputs, residual="bayar"),
     # the SRM one whose decoder also sees each region's deviation from the rest of its image (a local anomaly)
     "edit_map_srm_anomaly": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm", anomaly=True),
+    # the default detector: P(FAKE) from the robust real-vs-fake network, EDITED from a separate localiser's map
+    # (models/two_part.py); built by joining two trained runs (utils/two_part.py), never trained as one
+    "two_part": lambda num_outputs=1: TwoPartDetector(_fullres(2, pool_first=True)(num_outputs),
+                                                      EditMapNet(3, residual="srm")),
 }
 
 

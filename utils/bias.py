@@ -10,7 +10,8 @@ import torch
 from data import load_folder, resolve_split
 from data.degradations import BIAS_CHANGES, apply_change, describe_change, is_trained
 from models import decide, probabilities
-from utils.inference import _classifier, map_labels, run_model, select_device
+from utils.inference import _classifier, map_labels, run_with_map, select_device
+from utils.prediction import VERDICT_CLASSES, verdict_indices
 
 BIAS_SEED = 2026
 PER_CLASS = 1000  # images of each of REAL and FAKE: a rate near 95% is then known to about +-1.4 points (95%)
@@ -33,8 +34,10 @@ def bias_images(test_path="test", per_class=PER_CLASS, seed=BIAS_SEED):
 
 
 def _verdicts(model, ck, images, device) -> np.ndarray:
-    probs = probabilities(run_model(model, images, device=device))
-    return np.asarray(ck["classes"])[decide(probs, ck.get("threshold")).numpy()]
+    logits, maps = run_with_map(model, images, device=device)
+    classes, verdicts, _ = verdict_indices(decide(probabilities(logits), ck.get("threshold")).numpy(), ck["classes"],
+                                           None if maps is None else maps.numpy(), ck.get("edit_rule"))
+    return np.asarray(classes)[verdicts]
 
 
 def _row(verdicts, clean, truth, classes) -> dict:
@@ -59,6 +62,7 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
     if images is None:
         images, truth = bias_images()
     map_labels(sorted(set(truth)), ck["classes"], "bias table")  # REAL and FAKE must be the model's classes
+    classes = VERDICT_CLASSES if ck.get("edit_rule") else ck["classes"]
     truth = np.asarray(truth)
     clean = _verdicts(model, ck, images, device)
     gen = torch.Generator().manual_seed(BIAS_SEED)
@@ -66,9 +70,9 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
     for name in changes:
         verdicts = _verdicts(model, ck, apply_change(changes, name, images, gen), device)
         rows[name] = {"what": describe_change(changes, name), "trained": is_trained(name, changes),
-                      **_row(verdicts, clean, truth, ck["classes"])}
+                      **_row(verdicts, clean, truth, classes)}
     worst = min(rows, key=lambda k: rows[k]["accuracy"])
-    return {"n": int(len(truth)), "clean": _row(clean, clean, truth, ck["classes"]), "changes": rows,
+    return {"n": int(len(truth)), "clean": _row(clean, clean, truth, classes), "changes": rows,
             "worst_real_vs_fake_accuracy": rows[worst]["accuracy"], "worst_change": worst,
             "max_called_edited": max(r["called_edited"] for r in rows.values())}
 

@@ -6,7 +6,7 @@ Recipes are named here only: train.py --recipe NAME, the bench, the notebook and
 import dataclasses
 from dataclasses import dataclass
 
-from data.synthetic_edits import KINDS as EDIT_KINDS, kinds_from
+from data.synthetic_edits import KINDS as EDIT_KINDS, edit_classes_from, kinds_from
 
 
 @dataclass
@@ -29,6 +29,7 @@ class TrainConfig:
     robust: float = 0.0            # robust training: share of each batch hit by each trained degradation
     synthetic_edits: float = 0.0   # share of the REAL images of each batch given a local edit and labelled EDITED
     edit_kinds: str = ",".join(EDIT_KINDS)  # comma-separated kinds for synthetic_edits, or "all"
+    edit_classes: str = "REAL"     # the classes synthetic edits hit: REAL, or REAL,FAKE for an edit localiser
     label_smoothing: float = 0.0
     ema: float = 0.0               # decay of an exponential moving average of the weights (0: off); the average is validated and saved
     whiten: bool = False           # start the first convolution as +- the training patches' whitening filters
@@ -75,6 +76,12 @@ RECIPES = {
     # after the edit): without them "no JPEG-75 history" was learned as EDITED (bench/bias.py)
     "edits": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
                                 synthetic_edits=0.5, robust=0.25, budget_minutes=20)},
+    # the default detector's edit localiser (utils/two_part.py): the edits recipe's network, but every family of
+    # edit drawn on REAL and FAKE images alike, so its map answers "was a region changed" and never "is this
+    # a photograph"; the verdict comes from the map, P(FAKE) from the robust detector
+    "localiser": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
+                                    synthetic_edits=0.5, edit_kinds="all", edit_classes="REAL,FAKE", robust=0.25,
+                                    budget_minutes=40)},
     # bench/gpu.py's run on a GPU: the model that validated best on an H200 (98.58%; x16 and resnet18 lower),
     # with the regularisers that validated best for fullres_cnn_x4 there (98.21% against 98.15% without)
     "gpu": dict(model="fullres_cnn_x8_pool_first", epochs=30, batch_size=512, robust=0.2, label_smoothing=0.1,
@@ -93,5 +100,6 @@ def make_config(recipe="default", **overrides) -> TrainConfig:
     values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
     config = TrainConfig(recipe=recipe, **values)
     kinds_from(config.edit_kinds)  # a misspelt kind fails here, not an epoch into the run
+    edit_classes_from(config.edit_classes)
     return config
 

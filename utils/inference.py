@@ -11,13 +11,13 @@ from data.batches import training_split
 from data.derived import edit_kinds, edit_masks, edit_regions
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
-from data.synthetic_edits import kinds_from
+from data.synthetic_edits import edit_classes_from, kinds_from
 from models import decide, probabilities
 from utils import distributed
 from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.outside import outside_scores
-from utils.prediction import predict_files
+from utils.prediction import predict_files, verdict_indices
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -109,21 +109,30 @@ def _classifier(checkpoint, device):
 def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto", verbose=True, jpeg_quality=None):
     """Score every image of a split or <CLASS>/ folder tree (re-saved as JPEG first with `jpeg_quality`).
 
-    -> dict(folder=CachedFolder, labels (N,) in the checkpoint's class order, probs (N, C), classes, threshold,
-    seconds, maps (N, H, W) or None, regions: each image's true edit box from the split's manifest, or None).
+    -> dict(folder=CachedFolder, labels (N,) in the verdicts' class order, probs (N, C), classes (the verdicts'),
+    threshold, seconds, maps (N, H, W) or None, regions: each image's true edit box from the split's manifest, or
+    None, predictions (N,), edit_scores (N,) or None). A two-part detector (an `edit_rule`) gives REAL / EDITED /
+    FAKE verdicts; its `probs` are then (1 - P(FAKE)) split by the edit score, and P(FAKE), for the ROC-AUC only.
     """
     device = select_device(device)
     model, ck = _classifier(checkpoint, device)
     folder = load_folder(resolve_split(test_path), verbose=verbose)
-    labels = map_labels(folder.classes, ck["classes"], folder.root)[folder.labels]
-    if len(labels) == 0:
-        raise DataError(f"{folder.root}: no readable images to evaluate")
     images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
     start = time.perf_counter()
     logits, maps = run_with_map(model, images, batch_size, device)
-    return dict(folder=folder, labels=labels, probs=probabilities(logits).numpy(), classes=ck["classes"],
-                threshold=ck.get("threshold"), seconds=time.perf_counter() - start,
-                maps=None if maps is None else maps.numpy(), regions=edit_regions(folder))
+    probs = probabilities(logits).numpy()
+    maps = None if maps is None else maps.numpy()
+    classes, predictions, edit = verdict_indices(decide(probs, ck.get("threshold")).numpy(), ck["classes"], maps,
+                                                 ck.get("edit_rule"))
+    if edit is not None:
+        e = np.clip(edit / (2 * ck["edit_rule"]["cut"]), 0, 1)  # 0.5 at the cut
+        probs = np.stack([(1 - probs[:, 1]) * (1 - e), (1 - probs[:, 1]) * e, probs[:, 1]], 1)
+    labels = map_labels(folder.classes, classes, folder.root)[folder.labels]
+    if len(labels) == 0:
+        raise DataError(f"{folder.root}: no readable images to evaluate")
+    return dict(folder=folder, labels=labels, probs=probs, classes=classes, threshold=ck.get("threshold"),
+                seconds=time.perf_counter() - start, maps=maps, regions=edit_regions(folder),
+                predictions=predictions, edit_scores=edit)
 
 
 def folder_edit_map_metrics(folder, maps) -> dict:
@@ -145,16 +154,17 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
     checkpoint = _classifier(checkpoint, device)
     scored = predict_folder(checkpoint, test_path, batch_size, device, verbose)
     folder, labels = scored["folder"], scored["labels"]
-    metrics = classification_metrics(labels, scored["probs"], scored["classes"], scored["threshold"])
+    metrics = classification_metrics(labels, scored["probs"], scored["classes"], scored["threshold"],
+                                     scored["predictions"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
-    metrics.update(edited_recall(labels, decide(scored["probs"], scored["threshold"]).numpy(), scored["classes"],
-                                 edit_kinds(folder)))
+    metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder)))
     if scored["maps"] is not None:
         metrics["edit_map"] = folder_edit_map_metrics(folder, scored["maps"])
     if jpeg_quality is not None:
         resaved = predict_folder(checkpoint, test_path, batch_size, device, False, jpeg_quality)
-        again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"])
+        again = classification_metrics(labels, resaved["probs"], scored["classes"], scored["threshold"],
+                                       resaved["predictions"])
         metrics.update(jpeg_quality=int(jpeg_quality), jpeg_accuracy=again["accuracy"],
                        jpeg_balanced_accuracy=again["balanced_accuracy"],
                        jpeg_accuracy_change=again["accuracy"] - metrics["accuracy"])
@@ -217,7 +227,8 @@ def checkpoint_split(ck):
     folder = load_folder(resolve_split(config["train_path"]), verbose=False)
     return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
                                   kinds_from(config.get("edit_kinds")),
-                                  config.get("max_train_images", 0), robust=config.get("robust", 0.0))
+                                  config.get("max_train_images", 0), robust=config.get("robust", 0.0),
+                                  edit_classes=edit_classes_from(config.get("edit_classes")))
 
 
 def validation_images(ck):
@@ -262,4 +273,5 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
     outside = (lambda images: (outside_scores(model, stats, torch.from_numpy(images)), stats["threshold"])) \
         if stats else None
     yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"),
-                             masks_dir=masks_dir, keep_arrays=keep_arrays, outside=outside)
+                             masks_dir=masks_dir, keep_arrays=keep_arrays, outside=outside,
+                             edit_rule=ck.get("edit_rule"))

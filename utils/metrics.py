@@ -34,19 +34,20 @@ def expected_calibration_error(labels, probs, bins: int = 15) -> float:
     return float(ece)
 
 
-def classification_metrics(labels, probs, classes, threshold=None) -> dict:
+def classification_metrics(labels, probs, classes, threshold=None, predictions=None) -> dict:
     """labels (N,) int, probs (N, C) -> dict of plain floats/lists (JSON- and checkpoint-safe).
 
     Binary: precision/recall/F1 of the positive class (classes[1]); more classes: macro averages.
     A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval; a set
     holding two of a model's 3+ classes, the ROC-AUC of the later class's probability within the pair.
-    `threshold`: for two classes, P(positive) >= threshold decides (see models.decide).
+    `threshold`: for two classes, P(positive) >= threshold decides (see models.decide); `predictions`: the
+    verdicts when another rule made them (a two-part detector's, utils.prediction.verdict_indices).
     """
     from models import decide
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     n_classes = len(classes)
-    preds = decide(probs, threshold).numpy()
+    preds = decide(probs, threshold).numpy() if predictions is None else np.asarray(predictions, dtype=np.int64)
     all_labels = list(range(n_classes))
     present = sorted(set(labels.tolist()))
     cm = skm.confusion_matrix(labels, preds, labels=all_labels)

@@ -57,6 +57,8 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
                 "temperature": str(ck.get("temperature", 1.0)), "threshold": str(threshold),
                 "tta": model.tta,  # views averaged inside the graph (flip-shift: 6 passes an image)
                 "producer": "ai-image-classifier export.py"}
+    if ck.get("edit_rule"):  # a two-part detector: the map's pooling and cut travel with the graph
+        metadata["edit_rule"] = json.dumps(ck["edit_rule"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(2, 3, ck["image_size"], ck["image_size"])
@@ -114,7 +116,13 @@ class OnnxClassifier:
             raise OnnxModelError(f"{self.path}: this model has no edit map to write")
         threshold = self.metadata.get("threshold")
         yield from predict_files(self.score, self.classes, paths, batch_size, progress,
-                                 None if threshold in (None, "None") else float(threshold), masks_dir)
+                                 None if threshold in (None, "None") else float(threshold), masks_dir,
+                                 edit_rule=self.edit_rule)
+
+    @property
+    def edit_rule(self):
+        """A two-part detector's edit rule (utils.two_part), or None."""
+        return json.loads(self.metadata["edit_rule"]) if "edit_rule" in self.metadata else None
 
 
 def max_difference(classifier, onnx_model, n=256, seed=0) -> float:

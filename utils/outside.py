@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from data.batches import Batches
-from data.synthetic_edits import kinds_from
+from data.synthetic_edits import edit_classes_from, kinds_from
 
 OUTSIDE_QUANTILE = 0.975
 FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample)
@@ -105,7 +105,8 @@ def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor
     batches = Batches(images, labels, batch_size=1024, seed=seed, hflip=config.get("hflip", False),
                       vflip=config.get("vflip", False), robust=config.get("robust", 0.0),
                       synthetic_edits=config.get("synthetic_edits", 0.0), classes=classes,
-                      edit_kinds=kinds_from(config.get("edit_kinds")))
+                      edit_kinds=kinds_from(config.get("edit_kinds")),
+                      edit_classes=edit_classes_from(config.get("edit_classes")))
     return torch.cat([x for x, _ in batches])
 
 

@@ -39,6 +39,35 @@ def edit_region(prob_map, threshold=MAP_THRESHOLD):
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)], int(hit.sum())
 
 
+VERDICT_CLASSES = ["REAL", "EDITED", "FAKE"]  # a two-part detector's verdicts (models/two_part.py)
+
+
+def edit_scores(prob_maps, pixels) -> np.ndarray:
+    """(N, H, W) edit maps in 0..1 -> (N,) edit scores: the mean of each map's `pixels` highest values less the
+    map's median. A region that stands out against the rest of its own image scores high; a change of the
+    whole image (a re-save, sharpening, another camera) that lifts the map everywhere lifts its median too."""
+    flat = np.asarray(prob_maps, dtype=np.float32).reshape(len(prob_maps), -1)
+    if flat.shape[0] == 0:
+        return np.zeros(0, np.float32)
+    top = np.partition(flat, flat.shape[1] - pixels, axis=1)[:, -pixels:]
+    return top.mean(1) - np.median(flat, axis=1)
+
+
+def verdict_indices(decisions, classes, maps=None, edit_rule=None):
+    """-> (the verdicts' class names, indices into them (N,), edit scores (N,) or None). Without `edit_rule`,
+    the model's own decisions. With one (a two-part detector: classes REAL, FAKE and an edit map): FAKE where
+    the real-vs-fake part says so, else EDITED where the map's edit score reaches the rule's cut, else REAL."""
+    decisions = np.asarray(decisions)
+    if not edit_rule:
+        return list(classes), decisions, None
+    if maps is None:
+        raise ValueError("an edit rule needs the model's edit maps")
+    scores = edit_scores(maps, edit_rule["pixels"])
+    fake = decisions == list(classes).index("FAKE")
+    edited = scores >= edit_rule["cut"]
+    return VERDICT_CLASSES, np.where(fake, 2, np.where(edited, 1, 0)), scores
+
+
 def mask_path(masks_dir, path) -> Path:
     """Where the edit map of `path` goes: its path under `masks_dir` with .png added, so that files of the same
     name in different folders keep apart (an absolute path loses its root, '..' becomes '__')."""
@@ -74,7 +103,7 @@ def expand_paths(paths):
 
 
 def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None,
-                  keep_arrays=False, outside=None):
+                  keep_arrays=False, outside=None, edit_rule=None):
     """Yield one dict per file, in order: {path, resized, label, probability, probabilities, uncertain}, {path, error}
     (it could not be read) or {path, skipped} (in a folder, not an image by its extension).
 
@@ -87,6 +116,8 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
     `uncertain` follows `is_uncertain` with the model's decision `threshold`. `outside(images)`, where the model
     has one (utils.outside), returns (N,) scores and the cut above which an image is unlike anything the detector
     learned: each verdict then has `outside` (bool) and `outside_score` (1 at the cut); else both are None.
+    With `edit_rule` (a two-part detector, see `verdict_indices`) the label is REAL, EDITED or FAKE, and each
+    verdict also has `p_fake` and `edit_score` (with `edit_cut`); `edit_box` is given only for an EDITED verdict.
     With `keep_arrays`, each verdict
     also carries `view`, the (32, 32, 3) uint8 image the model saw, and `edit_map`, its (32, 32) map or None
     (for the web page, which draws them)."""
@@ -114,17 +145,24 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
             images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
             probs, decisions, *maps = score(images)
             scores, cut = outside(images) if outside else (None, None)
+            names, verdicts, edit = verdict_indices(decisions, classes, maps[0] if maps else None, edit_rule)
             for i, (slot, p, k) in enumerate(zip(slots, np.asarray(probs), np.asarray(decisions).tolist())):
                 r = results[slot]
-                r.update(label=classes[k], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
+                r.update(label=names[verdicts[i]], probability=float(p[1]) if len(classes) == 2 else float(p[k]),
                          probabilities={c: float(v) for c, v in zip(classes, p)},
                          uncertain=is_uncertain(p, threshold),
                          outside=None if scores is None else bool(scores[i] > cut),
                          outside_score=None if scores is None else round(float(scores[i]) / cut, 4))  # 1: the cut
                 if keep_arrays:
                     r.update(view=arrays[i], edit_map=maps[0][i] if maps else None)
+                if edit is not None:
+                    r.update(p_fake=float(p[classes.index("FAKE")]), edit_score=round(float(edit[i]), 4),
+                             edit_cut=edit_rule["cut"])
                 if maps:
-                    r["edit_box"], r["edit_area"] = edit_region(maps[0][i])
+                    r["edit_box"], r["edit_area"] = edit_region(
+                        maps[0][i], MAP_THRESHOLD if edit is None else min(MAP_THRESHOLD, edit_rule["cut"]))
+                    if edit is not None and r["label"] != "EDITED":
+                        r["edit_box"], r["edit_area"] = None, 0  # the map decides EDITED: no verdict, no box
                     if masks_dir is not None:
                         r["mask"] = str(mask_path(masks_dir, r["path"]))
                         write_mask(maps[0][i], Path(r["mask"]))

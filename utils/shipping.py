@@ -15,11 +15,14 @@ from data import load_folder, resolve_split
 from models import build_model, decide, probabilities
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.bias import bias_table
-from utils.inference import checkpoint_split, evaluate, predict, robustness, run_model
+from utils.inference import checkpoint_split, evaluate, predict, robustness, run_with_map
 from utils.outside import FIT_VIEW, fit_for_run, outside_scores, summary as outside_summary
+from utils.prediction import verdict_indices
+from utils.two_part import two_part_checkpoint
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
-# long as the shipped one did) and the test split its figures are measured on
+# long as the shipped one did) and the test split its figures are measured on; `joins`: a detector whose run is
+# joined with another shipped detector's weights (utils/two_part.py) rather than shipped alone
 DETECTORS = {
     "three_class": dict(
         what="REAL / EDITED / FAKE with an edit map, trained under label-neutral changes (the edits recipe: "
@@ -28,6 +31,13 @@ DETECTORS = {
     "real_vs_fake_robust": dict(
         what="REAL / FAKE, trained to hold under JPEG, resizing and blur (the robust recipe)",
         train_args=["--recipe", "robust", "--budget-minutes", "0", "--epochs", "16"], test_path="test"),
+    # last: it joins real_vs_fake_robust's shipped weights
+    "two_part": dict(
+        what="REAL / EDITED / FAKE as two answers: P(FAKE) from real_vs_fake_robust's network, EDITED from a separate "
+             "edit localiser's map (the localiser recipe: edit_map_srm, 17 families of edit on REAL and FAKE "
+             "alike), its cut passed by 1% of unedited validation images",
+        train_args=["--recipe", "localiser", "--budget-minutes", "0", "--epochs", "8"], test_path="test-3class",
+        joins="real_vs_fake_robust"),
 }
 SLICE_PER_CLASS = 200    # the regression slice: the first 200 files by name of each class of the test split
 SAME_VERDICTS = 0.999    # half precision is shipped when at least this share of test verdicts is unchanged
@@ -81,8 +91,11 @@ def half_precision(ck: dict) -> dict:
 
 
 def _verdicts(ck, images):
-    probs = probabilities(run_model(model_from_checkpoint(ck), images))
-    return decide(probs, ck.get("threshold")).numpy(), probs.numpy()
+    logits, maps = run_with_map(model_from_checkpoint(ck), images)
+    probs = probabilities(logits)
+    _, verdicts, _ = verdict_indices(decide(probs, ck.get("threshold")).numpy(), ck["classes"],
+                                     None if maps is None else maps.numpy(), ck.get("edit_rule"))
+    return verdicts, probs.numpy()
 
 
 def half_precision_agreement(ck, test_path) -> dict:
@@ -111,6 +124,9 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     spec = DETECTORS[name]
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
+    if spec.get("joins"):  # the run is one part; the other is a shipped detector's weights
+        log(f"{name}: joining {run} with weights/{spec['joins']}.pt and fitting the EDITED cut")
+        ck = two_part_checkpoint(load_checkpoint(detector_path(spec["joins"])), ck)
     if (ck.get("outside") or {}).get("fit_view") != FIT_VIEW:  # a run from before the score, or from its first fit
         log(f"{name}: fitting the outside-what-I-know score on the run's training images")
         ck["outside"] = fit_outside_for(ck)
@@ -135,6 +151,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "model_name": ck["model_name"], "classes": ck["classes"], "epochs": ck["epoch"],
         "parameters": sum(p.numel() for p in build_model(ck["model_name"], len(ck["classes"])).parameters()),
         "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
+        "edit_rule": ck.get("edit_rule"), "parts": ck.get("parts"),
         "validation": ck.get("val_metrics"),
         "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from data import Batches, DataError
 from data.images import IMAGE_SIZE
-from data.synthetic_edits import kinds_from
+from data.synthetic_edits import edit_classes_from, kinds_from
 from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
                     probabilities)
 from models.whitening import whiten_first_conv
@@ -129,7 +129,7 @@ class Trainer:
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
                                edit_kinds=kinds_from(config.edit_kinds), masks=data.train_masks,
-                               with_masks=model.has_edit_map)
+                               with_masks=model.has_edit_map, edit_classes=edit_classes_from(config.edit_classes))
         self.optimizer = make_optimizer(model, config, device)
         counts = np.bincount(data.train_labels, minlength=len(classes)) if config.balance else None
         self.loss_fn = loss_function(len(classes), counts, config.label_smoothing)

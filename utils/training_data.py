@@ -9,7 +9,7 @@ import torch
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
 from data.derived import edit_masks
-from data.synthetic_edits import kinds_from
+from data.synthetic_edits import edit_classes_from, kinds_from
 from utils import distributed
 
 
@@ -51,7 +51,8 @@ def load_training_data(config, device, verbose) -> TrainingData:
         raise DataError(f"{folder.root}: --synthetic-edits edits REAL photos, and there is no REAL class folder")
     masks = edit_masks(folder)[0] if "EDITED" in folder.classes else None
     split = training_split(folder, config.val_fraction, config.seed, config.synthetic_edits,
-                           kinds_from(config.edit_kinds), config.max_train_images, masks, config.robust)
+                           kinds_from(config.edit_kinds), config.max_train_images, masks, config.robust,
+                           edit_classes_from(config.edit_classes))
     if len(split.val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
     # Gathered once into RAM: random access into the training part is then a plain tensor index.
