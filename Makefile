@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SEED ?= 0
 
-.PHONY: setup demo test bench notebook app weights clean-cache
+.PHONY: setup demo test bench bench-deps notebook app weights clean-cache
 
 setup: $(STAMP)
 
@@ -18,9 +19,8 @@ $(STAMP): requirements.txt
 demo: setup
 	$(BIN)/python prepare.py
 	$(BIN)/python train.py --model model_2 --train-path train-medium --out runs/demo
-	@echo "== the shipped detector (weights/three_class.pt) on two test images of each class"
-	for c in REAL EDITED FAKE; do ls images/test-3class/$$c/*.jpg | head -2; done | tr '\n' '\0' \
-		| xargs -0 $(BIN)/python predict.py
+	@echo "== the shipped default detector on four test-3class images of each class, drawn at random (seed $(SEED))"
+	$(BIN)/python predict.py --sample 4 --seed $(SEED) images/test-3class
 
 test: setup
 	$(BIN)/python -m pytest
@@ -41,11 +41,20 @@ notebook: setup
 # family of edit left out and two references, about 3 minutes each); the bias table
 # of the shipped detectors (about 4 minutes); GPU figures
 # (skips without CUDA)
-bench: setup
+# what bench/real_photos.py reads, so that every machine of the kind scores the same 55 photographs: scikit-image's
+# sample photos (pip) and three Debian wallpaper packages (apt-get, as root; elsewhere it says what it could not get)
+bench-deps: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check scikit-image
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mate-backgrounds \
+		lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers >/dev/null) \
+		|| echo "could not install the wallpaper packages; bench/real_photos.py will say which photos it lacks" >&2
+
+bench: setup bench-deps
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/time_to_accuracy.py
 	$(BIN)/python bench/edits.py --leave-one-out-epochs 4
 	$(BIN)/python bench/bias.py
+	$(BIN)/python bench/real_photos.py
 	$(BIN)/python bench/gpu.py
 
 clean-cache:

@@ -41,6 +41,9 @@ def main(argv=None):
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--sample", type=int, metavar="N", help="PATH is a folder of <CLASS>/ folders (a split): classify "
+                   "N files drawn at random from each class (--seed) and count how many got their folder's label")
+    p.add_argument("--seed", type=int, default=0, help="the draw of --sample (default 0)")
     p.add_argument("--masks", metavar="DIR", help="models with an edit map: write each classified file's map as a "
                    "32x32 greyscale PNG under DIR (its path there is the file's path + .png; 0-255 = probability "
                    "that the pixel was edited)")
@@ -50,6 +53,14 @@ def main(argv=None):
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     progress = args.progress and sys.stderr.isatty()
+    truth = {}
+    if args.sample:
+        from utils.prediction import sample_files
+        if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
+            p.error("--sample takes one folder of <CLASS>/ folders")
+        sampled_from = args.paths[0]
+        drawn = sample_files(sampled_from, args.sample, args.seed)
+        args.paths, truth = [str(f) for f, _ in drawn], {str(f): c for f, c in drawn}
     if args.model:
         from utils.onnx_model import OnnxClassifier
         model = OnnxClassifier(args.model)
@@ -70,12 +81,13 @@ def main(argv=None):
               f"{rule['cut']:.3f} (passed by {rule['false_alarm']:.0%} of unedited validation images)", file=sys.stderr)
     elif not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
-    failed = total = resized = outside = 0
+    failed = total = resized = outside = right = 0
     skipped = collections.Counter()  # by extension
     for r in results:
         total += 1
         resized += bool(r.get("resized"))
         outside += bool(r.get("outside"))
+        right += r.get("label") is not None and r.get("label") == truth.get(r["path"])
         if "error" in r:
             failed += 1
         if "skipped" in r:
@@ -97,6 +109,9 @@ def main(argv=None):
     print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
           + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"
              if n_skipped else ""), file=sys.stderr)
+    if truth:
+        print(f"# {right} of {len(truth)} right: {args.sample} drawn from each class folder of {sampled_from} "
+              f"with seed {args.seed}", file=sys.stderr)
     if outside:
         print(f"# {outside} of them outside what the detector knows: unlike every image it learned from, so their "
               "labels are guesses (docs/model-card.md, \"Outside what I know\")", file=sys.stderr)

@@ -25,10 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.degradations import jpeg  # noqa: E402
 from data.images import open_rgb, square_view  # noqa: E402
-from data.real_photos import real_photo_files, tiles  # noqa: E402
-from models import decide, probabilities  # noqa: E402
+from data.real_photos import listed_photos, real_photo_files, tiles  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
-from utils.inference import predict, run_model  # noqa: E402
+from utils.inference import predict, score_images  # noqa: E402
 from utils.metrics import wilson_interval  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from utils.bias import bias_images  # noqa: E402
@@ -83,21 +82,25 @@ def main():
     args = p.parse_args()
     photos, missing = real_photo_files()
     by_source = collections.Counter(source for source, _ in photos)
-    print(f"{len(photos)} photos: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
-          + "".join(f"; {s} absent ({how})" for s, how in missing.items()))
+    not_found = sum(len(m["files"]) for m in missing.values())
+    print(f"{len(photos)} of {listed_photos()} listed photos found: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
+          + "".join(f"; {len(m['files'])} of {s} not found ({m['install']}; `make bench-deps` installs every source)"
+                    for s, m in missing.items()))
     all_views = views(photos)
     first_scale = next(iter(SCALES))
     result = {"by_source": dict(by_source), "missing": missing, "detectors": {}}
     for name in args.detectors.split(","):
         model, ck = load_classifier(detector_path(name))
-        classes = ck["classes"]
         # scale 1 through predict.py's own path, and the same views in memory must agree with it
         from_files = list(predict((model, ck), [p for _, p in photos], device="cpu"))
         table = {}
         for scale, x in all_views.items():
-            probs = probabilities(run_model(model, x)).numpy()
-            labels = [classes[k] for k in decide(probs, ck.get("threshold")).numpy()]
-            uncertain = [is_uncertain(row, ck.get("threshold")) for row in probs]
+            scored = score_images((model, ck), x)
+            classes, probs = scored["classes"], scored["probs"]
+            labels = [classes[k] for k in scored["predictions"]]
+            p_fake = probs[:, [classes.index("FAKE")]] if ck.get("edit_rule") else None  # a two-part: P(FAKE) decides
+            uncertain = [is_uncertain(row, ck.get("threshold")) for row in
+                         (np.hstack([1 - p_fake, p_fake]) if p_fake is not None else probs)]
             outside = (outside_scores(model, ck["outside"], torch.from_numpy(x)) > ck["outside"]["threshold"]
                        if ck.get("outside") else None)
             table[scale] = rates(labels, classes, uncertain, probs, outside)
@@ -115,12 +118,12 @@ def main():
             table["cifake_test_outside"] = float(np.mean(scores[0] > ck["outside"]["threshold"]))
         result["detectors"][name] = table
         print(f"\n== {name} ({DETECTORS[name]['what']})")
-        print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in classes)
+        print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in scored["classes"])
               + "  uncertain  outside  REAL|outside  FAKE>=0.9  EDITED,inside  FAKE>=0.9,inside")
         for scale, row in ((k, v) for k, v in table.items() if k in all_views):
             out = "-" if row["outside"] is None else f"{row['outside']:.1%}"
             print(f"{scale:34s} {row['n']:4d} " + " ".join(
-                f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in classes)
+                f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in scored["classes"])
                   + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}"
                   f"  {row['edited_not_outside']:13.1%}  {row['confident_fake_not_outside']:16.1%}")
         if "outside_roc_auc" in table:
@@ -129,7 +132,7 @@ def main():
         print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}{' outside' if v[2] else ''}"
                                            for k, v in table[first_scale]["per_photo"].items()))
     first = next(iter(result["detectors"].values()))[first_scale]
-    summary = {"photos": len(photos), "sources": len(by_source), "called_real": first["REAL"]["rate"],
+    summary = {"photos": len(photos), "photos_not_found": not_found, "sources": len(by_source), "called_real": first["REAL"]["rate"],
                "outside": first["outside"], "called_real_or_outside": first["real_or_outside"],
                "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"],
                "called_edited_not_outside": first["edited_not_outside"],

@@ -6,9 +6,11 @@ photograph (the wallpaper packages' drawings and renders are left out).
 - matplotlib: grace_hopper.jpg (mpl-data/sample_data; a project requirement)
 - scikit-image: 15 photographs of skimage/data (`pip install scikit-image`)
 - Debian's mate-backgrounds: the 12 nature photographs in /usr/share/backgrounds/mate/nature
-- Debian's ukui-wallpapers: 14 photographs in /usr/share/backgrounds
+- Debian's lomiri-wallpapers-16.04 and -20.04: 14 photographs in /usr/share/backgrounds (Ubuntu's wallpapers;
+  Debian 12's ukui-wallpapers, once listed here, ships drawings under other names)
 - Debian's plasma-workspace-wallpapers: 11 photographs in /usr/share/wallpapers
-(`apt-get install mate-backgrounds ukui-wallpapers plasma-workspace-wallpapers`)
+(`make bench-deps` installs them all: `pip install scikit-image`, `apt-get install mate-backgrounds
+lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers`)
 """
 import importlib.util
 from pathlib import Path
@@ -27,7 +29,7 @@ SOURCES = {  # name -> (how to install it, (a Python package or an absolute fold
     "mate-backgrounds": ("apt-get install mate-backgrounds", ("/usr/share/backgrounds/mate", "nature", [
         "Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg", "LadyBird.jpg",
         "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg", "YellowFlower.jpg"])),
-    "ukui-wallpapers": ("apt-get install ukui-wallpapers", ("/usr/share/backgrounds", "", [
+    "lomiri-wallpapers": ("apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", ("/usr/share/backgrounds", "", [
         "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Kleiber_by_Lukas_Baubkus.jpg",
         "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg",
         "aitzgorri_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg",
@@ -49,16 +51,20 @@ def _largest(path: Path) -> Path:
 
 
 def real_photo_files():
-    """-> ([(source, path)] of the photos found, {source: how to install it} for the sources absent)."""
+    """-> ([(source, path)] of the photos found, {source: {"install": how, "files": [names not found]}} for every
+    source with a photo missing): a bench says how many of its photos it could not find, and how to get them."""
     found, missing = [], {}
     for source, (install, (where, sub, names)) in SOURCES.items():
         folder = Path(where) if where.startswith("/") else _package_dir(where)
-        paths = [_largest(folder / sub / n) for n in names if folder and (folder / sub / n).exists()]
-        if paths:
-            found += [(source, p) for p in paths]
-        else:
-            missing[source] = install
+        there = [n for n in names if folder and (folder / sub / n).exists()]
+        found += [(source, _largest(folder / sub / n)) for n in there]
+        if len(there) < len(names):
+            missing[source] = {"install": install, "files": [n for n in names if n not in there]}
     return found, missing
+
+
+def listed_photos() -> int:
+    return sum(len(names) for _, (_, _, names) in SOURCES.values())
 
 
 def tiles(width, height, fraction, most=16):

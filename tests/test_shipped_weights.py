@@ -1,5 +1,5 @@
 """The shipped detectors (weights/): each loads, matches its model card on a fixed slice of the test split, and
-its ONNX export agrees with it; predict.py with no model named uses the three-class one."""
+its ONNX export agrees with it; predict.py with no model named uses the default one (two_part)."""
 import json
 from pathlib import Path
 
@@ -39,6 +39,11 @@ def test_shipped_detector_is_small_and_says_how_it_was_made(name):
     assert card["outside"]["test_outside"] <= 0.05  # at most 5% of CIFAKE's own test images are called outside
     assert card["outside"]["outside_by_split"]["test"] == card["outside"]["test_outside"]
     assert ck["outside"]["fit_view"] == FIT_VIEW  # fitted as training saw its images, cut on unedited ones
+    if ck.get("edit_rule"):  # a two-part detector's EDITED cut is a promise: at most 1% of unedited images pass it
+        rule, v = ck["edit_rule"], ck["edit_rule"]["validation"]
+        assert rule == card["edit_rule"] and rule["false_alarm"] <= 0.01
+        assert v["called_edited"] <= rule["false_alarm"] + 1 / v["unedited"] and v["unedited"] >= 10_000
+        assert set(ck["parts"]) == {"real_vs_fake", "localiser"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,8 @@ def slices(shipped_root):
 def test_shipped_detector_matches_its_model_card(name, slices):
     card = load_card(name)["regression_slice"]
     _, got = slices[name]
-    assert got["n"] == card["n"] == card["per_class"] * len(load_card(name)["classes"])
+    shipped = load_card(name)
+    assert got["n"] == card["n"] == card["per_class"] * len(shipped.get("verdict_classes") or shipped["classes"])
     # the same files and weights give the same verdicts; a different CPU may move a borderline image or two
     assert abs(got["accuracy"] - card["accuracy"]) <= 2 / card["n"], (got["accuracy"], card["accuracy"])
     assert np.abs(np.array(got["probabilities"]) - np.array(card["probabilities"])).max() < 2e-3
@@ -81,7 +87,11 @@ def test_predict_with_no_model_named_uses_the_shipped_detector(shipped_root, cap
     assert f"# detector: {default_detector()}" in err and "6 files: 6 classified, 0 failed" in err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in rows] == [str(p) for p in paths]
-    assert all(set(r["probabilities"]) == {"REAL", "EDITED", "FAKE"} and "edit_box" in r for r in rows)
+    assert [r["label"] for r in rows].count("EDITED") <= 6 and all("edit_box" in r for r in rows)
+    # the default answers two questions apart: P(FAKE), and the edit score against its cut
+    assert all(set(r["probabilities"]) == {"REAL", "FAKE"} and r["p_fake"] == r["probabilities"]["FAKE"]
+               and r["label"] == ("FAKE" if r["p_fake"] >= 0.5 else "EDITED" if r["edit_score"] >= r["edit_cut"]
+                                  else "REAL") for r in rows)
 
 
 def test_model_card_figures_are_the_shipped_ones():
@@ -91,7 +101,7 @@ def test_model_card_figures_are_the_shipped_ones():
         card = load_card(name)
         assert f"{card['test']['accuracy'] * 100:.2f}%" in text, name
         assert f"{card['bias']['worst_real_vs_fake_accuracy'] * 100:.2f}%" in text, name
-    assert card_path("three_class").name in text
+    assert card_path("two_part").name in text
 
 
 def test_ship_writes_weights_onnx_and_a_card_that_reproduces(trained_run, tmp_path):

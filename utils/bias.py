@@ -9,9 +9,8 @@ import torch
 
 from data import load_folder, resolve_split
 from data.degradations import BIAS_CHANGES, apply_change, describe_change, is_trained
-from models import decide, probabilities
-from utils.inference import _classifier, map_labels, run_with_map, select_device
-from utils.prediction import VERDICT_CLASSES, verdict_indices
+from utils.inference import _classifier, map_labels, score_images, select_device
+from utils.prediction import VERDICT_CLASSES
 
 BIAS_SEED = 2026
 PER_CLASS = 1000  # images of each of REAL and FAKE: a rate near 95% is then known to about +-1.4 points (95%)
@@ -34,10 +33,8 @@ def bias_images(test_path="test", per_class=PER_CLASS, seed=BIAS_SEED):
 
 
 def _verdicts(model, ck, images, device) -> np.ndarray:
-    logits, maps = run_with_map(model, images, device=device)
-    classes, verdicts, _ = verdict_indices(decide(probabilities(logits), ck.get("threshold")).numpy(), ck["classes"],
-                                           None if maps is None else maps.numpy(), ck.get("edit_rule"))
-    return np.asarray(classes)[verdicts]
+    scored = score_images((model, ck), images, device=device)
+    return np.asarray(scored["classes"])[scored["predictions"]]
 
 
 def _row(verdicts, clean, truth, classes) -> dict:

@@ -111,28 +111,36 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
 
     -> dict(folder=CachedFolder, labels (N,) in the verdicts' class order, probs (N, C), classes (the verdicts'),
     threshold, seconds, maps (N, H, W) or None, regions: each image's true edit box from the split's manifest, or
-    None, predictions (N,), edit_scores (N,) or None). A two-part detector (an `edit_rule`) gives REAL / EDITED /
-    FAKE verdicts; its `probs` are then (1 - P(FAKE)) split by the edit score, and P(FAKE), for the ROC-AUC only.
+    None, predictions (N,), edit_scores (N,) or None: see `score_images`).
     """
     device = select_device(device)
-    model, ck = _classifier(checkpoint, device)
+    checkpoint = _classifier(checkpoint, device)
     folder = load_folder(resolve_split(test_path), verbose=verbose)
     images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
     start = time.perf_counter()
+    scored = score_images(checkpoint, images, batch_size, device)
+    labels = map_labels(folder.classes, scored["classes"], folder.root)[folder.labels]
+    if len(labels) == 0:
+        raise DataError(f"{folder.root}: no readable images to evaluate")
+    return dict(folder=folder, labels=labels, threshold=checkpoint[1].get("threshold"),
+                seconds=time.perf_counter() - start, regions=edit_regions(folder), **scored)
+
+
+def score_images(checkpoint, images, batch_size=None, device="cpu") -> dict:
+    """A checkpoint's verdicts on uint8 images (N, 3, H, W): dict(probs (N, C), maps (N, H, W) or None, classes
+    (the verdicts'), predictions (N,) indices into them, edit_scores (N,) or None). A two-part detector (an
+    `edit_rule`) gives REAL / EDITED / FAKE verdicts; its `probs` are then (1 - P(FAKE)) split by the edit score
+    (half each at the cut), and P(FAKE): a ranking for the ROC-AUC, not calibrated probabilities."""
+    model, ck = _classifier(checkpoint, device)
     logits, maps = run_with_map(model, images, batch_size, device)
     probs = probabilities(logits).numpy()
     maps = None if maps is None else maps.numpy()
     classes, predictions, edit = verdict_indices(decide(probs, ck.get("threshold")).numpy(), ck["classes"], maps,
                                                  ck.get("edit_rule"))
     if edit is not None:
-        e = np.clip(edit / (2 * ck["edit_rule"]["cut"]), 0, 1)  # 0.5 at the cut
+        e = np.clip(edit / (2 * ck["edit_rule"]["cut"]), 0, 1)
         probs = np.stack([(1 - probs[:, 1]) * (1 - e), (1 - probs[:, 1]) * e, probs[:, 1]], 1)
-    labels = map_labels(folder.classes, classes, folder.root)[folder.labels]
-    if len(labels) == 0:
-        raise DataError(f"{folder.root}: no readable images to evaluate")
-    return dict(folder=folder, labels=labels, probs=probs, classes=classes, threshold=ck.get("threshold"),
-                seconds=time.perf_counter() - start, maps=maps, regions=edit_regions(folder),
-                predictions=predictions, edit_scores=edit)
+    return dict(probs=probs, maps=maps, classes=classes, predictions=predictions, edit_scores=edit)
 
 
 def folder_edit_map_metrics(folder, maps) -> dict:

@@ -28,9 +28,11 @@ FIT_VIEW = "training batches"  # what the Gaussians are fitted on; statistics fi
 
 
 @torch.no_grad()
-def layer_features(model, images, batch_size=256) -> dict:
-    """{feature-map size: (N, channels) float64}: the global average of every ReLU's output of `model`
-    (an ImageClassifier) on uint8 images, concatenated per feature-map size. One view, no TTA."""
+def layer_features(model, images, batch_size=256, with_map=False, residual=False) -> dict:
+    """{group: (N, channels) float64}: the global average of every ReLU's output of `model` (an ImageClassifier)
+    on uint8 images, concatenated per feature-map size (the group is that size). One view, no TTA. `with_map`
+    (a model with an edit map): its map's layers are run and read too (a two-part detector: both parts);
+    `residual`: also the "residual" group, `residual_features` of the pixels."""
     model.eval()
     device = next(model.parameters()).device
     grabbed, hooks = [], []  # (feature-map size, its channels' averages), averaged at once in the hook
@@ -44,36 +46,62 @@ def layer_features(model, images, batch_size=256) -> dict:
     try:
         for start in range(0, len(images), batch_size):
             grabbed.clear()
-            model(torch.as_tensor(images[start:start + batch_size]).to(device), tta="none")
+            x = torch.as_tensor(images[start:start + batch_size])
+            model(x.to(device), tta="none", with_map=with_map)
             groups = {}
             for size, f in grabbed:
                 groups.setdefault(size, []).append(f)
             for size, parts in groups.items():
                 out.setdefault(size, []).append(torch.cat(parts, 1).double().cpu())
+            if residual:
+                out.setdefault("residual", []).append(residual_features(x))
     finally:
         for h in hooks:
             h.remove()
-    return {size: torch.cat(parts).numpy() for size, parts in sorted(out.items(), reverse=True)}
+    ordered = sorted((k for k in out if k != "residual"), reverse=True) + (["residual"] if residual else [])
+    return {k: torch.cat(out[k]).numpy() for k in ordered}
+
+
+RESIDUAL_BINS = 8
+
+
+def residual_features(images) -> torch.Tensor:
+    """(N, 3 + 3 * RESIDUAL_BINS) float64 of uint8 images: how a camera's or a generator's noise looks, apart from
+    the content. The grey image's three SRM high-pass residuals (models.edit_map), each's log standard deviation
+    and log power spectrum in RESIDUAL_BINS radial frequency bands (in the spirit of SPAI, which learns real
+    images' spectra and calls anything else out of distribution)."""
+    from models.edit_map import SRM_KERNELS
+    grey = torch.as_tensor(images).double().mean(1, keepdim=True) / 255.0
+    r = torch.nn.functional.conv2d(grey, SRM_KERNELS.double().unsqueeze(1), padding=2)  # (N, 3, H, W)
+    h, w = r.shape[-2:]
+    power = torch.fft.fft2(r).abs().pow(2)
+    fy, fx = torch.meshgrid(torch.fft.fftfreq(h), torch.fft.fftfreq(w), indexing="ij")
+    band = ((fy ** 2 + fx ** 2).sqrt() / (0.5 * 2 ** 0.5) * RESIDUAL_BINS).long().clamp(max=RESIDUAL_BINS - 1)
+    spectrum = torch.stack([power[..., band == b].mean(-1) for b in range(RESIDUAL_BINS)], -1)  # (N, 3, bins)
+    return torch.cat([r.flatten(2).std(-1).add(1e-6).log(), spectrum.add(1e-9).log().flatten(1)], 1)
 
 
 def _distances(features: dict, stats: dict) -> np.ndarray:
     """(N, groups) squared Mahalanobis distances, each divided by its group's median on the fitting images."""
     cols = []
     for size, g in stats["groups"].items():
-        d = features[int(size)] - np.asarray(g["mean"], dtype=np.float64)
+        d = features[int(size) if size.isdigit() else size] - np.asarray(g["mean"], dtype=np.float64)
         cols.append(np.einsum("ni,ij,nj->n", d, np.asarray(g["precision"], dtype=np.float64), d) / g["median"])
     return np.stack(cols, 1)
 
 
 def outside_scores(model, stats: dict, images) -> np.ndarray:
     """(N,) scores of uint8 images: above stats["threshold"] means outside what the detector knows."""
-    return _distances(layer_features(model, images), stats).max(1)
+    return _distances(layer_features(model, images, with_map=stats.get("with_map", False),
+                                     residual="residual" in stats["groups"]), stats).max(1)
 
 
-def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE) -> dict:
-    """The statistics stored in a checkpoint as "outside": per feature-map size the mean, the precision matrix
-    and the median distance on `fit_images`; the cut from `heldout_images` (never the images fitted on)."""
-    features = layer_features(model, fit_images)
+def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE, with_map=False,
+                residual=False) -> dict:
+    """The statistics stored in a checkpoint as "outside": per feature group (see `layer_features`) the mean,
+    the precision matrix and the median distance on `fit_images`; the cut from `heldout_images` (never the
+    images fitted on)."""
+    features = layer_features(model, fit_images, with_map=with_map, residual=residual)
     groups = {}
     for size, f in features.items():
         cov = np.cov(f, rowvar=False)
@@ -81,7 +109,7 @@ def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE) ->
         # torch tensors, not numpy arrays: a checkpoint is loaded with weights_only=True
         groups[str(size)] = {"mean": torch.from_numpy(f.mean(0)).float(),
                              "precision": torch.from_numpy(np.linalg.inv(cov)).float()}
-    stats = {"groups": groups}
+    stats = {"groups": groups, "with_map": bool(with_map)}
     for size, g in groups.items():
         g["median"] = 1.0
     fitted = _distances(features, stats)
@@ -95,8 +123,10 @@ def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE) ->
 
 def summary(stats) -> dict:
     """What a model card says of the fitted score (the matrices stay in the checkpoint)."""
-    return {k: v for k, v in stats.items() if k != "groups"} | {"feature_sizes": [int(k) for k in stats["groups"]],
-                                                               "features": [len(g["mean"]) for g in stats["groups"].values()]}
+    groups = stats["groups"]
+    return {k: v for k, v in stats.items() if k != "groups"} | {
+        "feature_sizes": [int(k) if k.isdigit() else k for k in groups],
+        "features": [len(g["mean"]) for g in groups.values()]}
 
 
 def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor:
@@ -110,15 +140,15 @@ def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor
     return torch.cat([x for x, _ in batches])
 
 
-def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None) -> dict:
+def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, **features) -> dict:
     """fit_outside on a seeded sample of FIT_IMAGES of `images` (those indexed by `pool`, default all: a run's
     training images; `labels` theirs, in `classes`), as `training_view` shows them, cut on the run's unedited
     validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is unlike them by nature,
     and cutting on edited images too set the cut so high that few photographs from elsewhere passed it).
-    `images`: a tensor or a memory-mapped cache alike."""
+    `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     idx = np.sort(np.random.default_rng(seed).permutation(pool)[:FIT_IMAGES])
     fit = training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
-    return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)]), "fit_view": FIT_VIEW}
+    return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}

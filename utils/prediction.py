@@ -102,6 +102,18 @@ def expand_paths(paths):
             yield p, None  # a file, a missing path, or a directory named like an image: load_image says what is wrong
 
 
+def sample_files(root, per_class, seed=0) -> list:
+    """-> [(path, true class)]: `per_class` image files drawn at random (seeded) from each <CLASS>/ folder of
+    `root`, in class-folder order (for a tally of right verdicts, as `make demo` prints)."""
+    rng = np.random.default_rng(seed)
+    drawn = []
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        pick = sorted(rng.choice(len(files), min(per_class, len(files)), replace=False).tolist()) if files else []
+        drawn += [(files[i], folder.name.upper()) for i in pick]
+    return drawn
+
+
 def predict_files(score, classes, paths, batch_size=None, progress=False, threshold=None, masks_dir=None,
                   keep_arrays=False, outside=None, edit_rule=None):
     """Yield one dict per file, in order: {path, resized, label, probability, probabilities, uncertain}, {path, error}

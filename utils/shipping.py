@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from data import load_folder, resolve_split
-from models import build_model, decide, probabilities
+from models import build_model
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.bias import bias_table
-from utils.inference import checkpoint_split, evaluate, predict, robustness, run_with_map
+from utils.inference import checkpoint_split, evaluate, predict, robustness, score_images
 from utils.outside import FIT_VIEW, fit_for_run, outside_scores, summary as outside_summary
-from utils.prediction import verdict_indices
+from utils.prediction import VERDICT_CLASSES
 from utils.two_part import two_part_checkpoint
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
@@ -91,11 +91,8 @@ def half_precision(ck: dict) -> dict:
 
 
 def _verdicts(ck, images):
-    logits, maps = run_with_map(model_from_checkpoint(ck), images)
-    probs = probabilities(logits)
-    _, verdicts, _ = verdict_indices(decide(probs, ck.get("threshold")).numpy(), ck["classes"],
-                                     None if maps is None else maps.numpy(), ck.get("edit_rule"))
-    return verdicts, probs.numpy()
+    scored = score_images((model_from_checkpoint(ck), ck), images)
+    return scored["predictions"], scored["probs"]
 
 
 def half_precision_agreement(ck, test_path) -> dict:
@@ -152,6 +149,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "parameters": sum(p.numel() for p in build_model(ck["model_name"], len(ck["classes"])).parameters()),
         "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
         "edit_rule": ck.get("edit_rule"), "parts": ck.get("parts"),
+        "verdict_classes": VERDICT_CLASSES if ck.get("edit_rule") else ck["classes"],
         "validation": ck.get("val_metrics"),
         "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,

@@ -22,7 +22,8 @@ from utils.prediction import UNCERTAIN_BELOW
 from web.render import heat_overlay, map_overlay, png_uri
 
 MAX_UPLOAD_BYTES = 256_000_000  # one request; each file is also held to data/images.py's MAX_FILE_BYTES
-EDIT_MAP_FROM = 0.3  # the edit map is drawn when P(EDITED) reaches this (or EDITED is the verdict)
+EDIT_MAP_FROM = 0.3  # the edit map is drawn when P(EDITED) (two-part: the edit score over its cut) reaches this
+# or EDITED is the verdict
 
 
 class Detectors:
@@ -67,10 +68,16 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
         if "label" not in r:
             cards.append({"name": name, "error": r.get("error") or r.get("skipped")})
             continue
-        p_edited = r["probabilities"].get("EDITED", 0.0)
-        show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or p_edited >= EDIT_MAP_FROM)
+        two_part = "edit_score" in r  # two answers: P(FAKE) and the map's edit score against its cut
+        edit_evidence = r["edit_score"] / r["edit_cut"] if two_part else r["probabilities"].get("EDITED", 0.0)
+        show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or edit_evidence >= EDIT_MAP_FROM)
+        rows = ([("P(FAKE)", r["p_fake"], r["p_fake"]),
+                 (f"edit score (EDITED at {r['edit_cut']:.3f})", r["edit_score"],
+                  min(1.0, max(0.0, r["edit_score"]) / (2 * r["edit_cut"])))] if two_part
+                else [(c, p, p) for c, p in r["probabilities"].items()])
         cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
-                      "outside": r.get("outside"),
+                      "outside": r.get("outside"), "rows": rows,
+                      "explains": ("FAKE" if r["p_fake"] >= 0.5 else "REAL") if two_part else r["label"],
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
                       "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], next(heat))),
                       "edit_map": png_uri(map_overlay(r["view"], r["edit_map"])) if show_map else None})
