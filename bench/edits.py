@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data.derived import edit_kinds, edit_masks  # noqa: E402
 from data.edits import DIFF_LEVEL  # noqa: E402
 from data.synthetic_edits import ALL_KINDS, KINDS, kinds_from  # noqa: E402
-from models import decide  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import evaluate, folder_edit_map_metrics, predict_folder  # noqa: E402
 from utils.metrics import format_metrics  # noqa: E402
@@ -72,7 +71,7 @@ def shipped_edited(checkpoint):
     run = predict_folder(checkpoint, "train-3class", verbose=False)
     folder, classes = run["folder"], run["classes"]
     edited = run["labels"] == classes.index("EDITED")
-    called = decide(run["probs"][edited]).numpy()
+    called = run["predictions"][edited]
     pixels = folder_edit_map_metrics(folder, run["maps"]) if run["maps"] is not None else {}
     out = {"n": int(edited.sum()), "recall": float((called == classes.index("EDITED")).mean()),
            "called": {c: int((called == i).sum()) for i, c in enumerate(classes)},
@@ -88,7 +87,7 @@ def _scored_families(checkpoint):
     run = predict_folder(checkpoint, "test-families", verbose=False)
     classes = run["classes"]
     p_edited = run["probs"][:, classes.index("EDITED")]
-    called = decide(run["probs"], run["threshold"]).numpy() == classes.index("EDITED")
+    called = run["predictions"] == classes.index("EDITED")
     kinds, real = np.asarray(edit_kinds(run["folder"]), dtype=object), run["labels"] == classes.index("REAL")
     return run, p_edited, called, kinds, real, np.quantile(p_edited[real], 0.95)
 
@@ -111,7 +110,7 @@ def score_run(checkpoint) -> dict:
     run, p_edited, called, kinds, real, cut = _scored_families(checkpoint)
     changed = edit_masks(run["folder"])[0].reshape(len(kinds), -1).sum(1)
     buckets = {f"{lo}-{hi - 1}" if hi <= 1024 else f"{lo}+": (changed >= lo) & (changed < hi) for lo, hi in SIZES}
-    called_fake = decide(run["probs"], run["threshold"]).numpy() == run["classes"].index("FAKE")
+    called_fake = run["predictions"] == run["classes"].index("FAKE")
     out = {"family_recall": {}, "family_recall_at_5pct_real": {}, "at_5pct_real_by_changed_pixels": {},
            "family_called_fake": {}, "real_called_edited": float(called[real].mean())}
     print(f"\n== {checkpoint} on test-families: EDITED recall [at the cut calling 5% of REAL EDITED], called "

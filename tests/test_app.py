@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, write_split
-from utils.checkpoint import WEIGHTS_DIR
+from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR
 from utils.inference import predict
 from web.server import create_app
 
@@ -102,7 +102,7 @@ def _correctly_classified(classifier, folder, n=1):
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no chromium/chromedriver here (apt-get install "
                     "chromium chromium-driver; .ci/run does)")
-@pytest.mark.skipif(not (WEIGHTS_DIR / "three_class.pt").is_file(), reason="no shipped detector in weights/")
+@pytest.mark.skipif(not (WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.pt").is_file(), reason="no shipped detector in weights/")
 def test_page_in_headless_chromium(shipped_root, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -113,7 +113,7 @@ def test_page_in_headless_chromium(shipped_root, tmp_path):
 
     from utils.checkpoint import load_classifier
     test = shipped_root / "test-3class"
-    classifier = load_classifier(WEIGHTS_DIR / "three_class.pt")
+    classifier = load_classifier(WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.pt")  # the page's first choice
     picked = {c: _correctly_classified(classifier, test / c)[0] for c in ("REAL", "EDITED", "FAKE")}
     corrupt = tmp_path / "corrupt.jpg"
     corrupt.write_bytes(picked["REAL"].read_bytes()[:200])  # a JPEG cut short
@@ -130,7 +130,7 @@ def test_page_in_headless_chromium(shipped_root, tmp_path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(f"http://127.0.0.1:{server.server_port}/")
-        assert "shipped: three_class" in driver.find_element(By.ID, "detector").text
+        assert f"shipped: {DEFAULT_DETECTOR}" in driver.find_element(By.ID, "detector").text
         driver.find_element(By.ID, "images").send_keys("\n".join(str(p) for p in uploads))
         driver.find_element(By.ID, "classify").click()
         WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, "summary")))
@@ -141,6 +141,7 @@ def test_page_in_headless_chromium(shipped_root, tmp_path):
             card = verdicts[path.name]
             assert card.find_element(By.CSS_SELECTOR, ".verdict").text == cls
             assert card.find_elements(By.CSS_SELECTOR, "img.pixels")  # the view and Grad-CAM at least
+            assert "P(FAKE)" in card.text and "edit score" in card.text  # both answers, not only the label
         edited_card = verdicts[picked["EDITED"].name]
         assert edited_card.find_elements(By.CSS_SELECTOR, "img[alt='edit map']")
         assert "Could not be read" in verdicts["corrupt.jpg"].text

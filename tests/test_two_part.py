@@ -59,7 +59,7 @@ def joined(tmp_path_factory):
     root = write_split(base / "t", {"REAL": 48, "FAKE": 48}, seed=11)
     common = dict(train_path=str(root), test_path="none", batch_size=32, progress=False, device="cpu")
     rvf = train(model="fullres_cnn_x2_pool_first", epochs=2, out=str(base / "rvf"), **common)
-    loc = train(model="edit_map_srm", epochs=2, synthetic_edits=0.5, edit_classes="REAL,FAKE", robust=0.25,
+    loc = train(model="edit_map_srm", epochs=3, synthetic_edits=0.5, edit_classes="REAL,FAKE", robust=0.25,
                 out=str(base / "loc"), **common)
     parts = load_checkpoint(rvf["checkpoint"]), load_checkpoint(loc["checkpoint"])
     ck = two_part_checkpoint(*parts)
@@ -83,6 +83,11 @@ def test_the_joined_detector_answers_as_its_parts(joined):
     assert rule["pixels"] in (4, 9, 16, 25) and set(v["by_pixels"]) == {"4", "9", "16", "25"}
     assert v["edited_recall"] == max(r["edited_recall"] for r in v["by_pixels"].values())
     assert ck["parts"]["localiser"]["config"]["edit_classes"] == "REAL,FAKE"
+    # the localiser is used for its map alone: its kept epoch is the one whose map validated best
+    history = json.loads((path.parent / "loc" / "history.json").read_text())["history"]
+    f1 = [row["val_pixel_f1"] for row in history]
+    assert ck["parts"]["localiser"]["val_metrics"]["pixel_f1"] == max(f1)
+    assert ck["parts"]["localiser"]["val_metrics"]["epoch"] == 1 + f1.index(max(f1))
 
 
 def test_predict_and_onnx_give_both_answers_and_the_same_verdicts(joined, tmp_path):

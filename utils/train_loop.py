@@ -207,7 +207,7 @@ class Trainer:
                 t_callback = time.perf_counter()
                 on_epoch(row, self.averaged)
                 callback_seconds += time.perf_counter() - t_callback
-            improved = self.best is None or (val["accuracy"], -val["loss"]) > (self.best["accuracy"], -self.best["loss"])
+            improved = self.best is None or self.selection_key(val) > self.selection_key(self.best)
             self.log(f"epoch {self.epoch + 1}/{self.config.epochs}: train loss {row['train_loss']:.4f} acc "
                      f"{row['train_accuracy']:.4f} | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} auc "
                      f"{val['roc_auc'] or float('nan'):.4f}"
@@ -217,7 +217,8 @@ class Trainer:
                      f"{row['epoch_seconds']:.1f}s" + (" *best" if improved else ""))
             if improved:
                 self.best_val_logits, self.best_state = val_logits, _state_copy(self.averaged)
-                self.best = {k: val[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "loss", "f1", "n")}
+                self.best = {k: val[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "loss", "f1", "n",
+                                                 "pixel_f1", "false_map_rate") if k in val}
                 self.best["epoch"] = self.epoch + 1
             self.epoch += 1
             if self.config.budget_minutes and self.epoch == 1:  # the probe's plan, corrected by a measured epoch
@@ -287,6 +288,14 @@ class Trainer:
                "epoch_seconds": time.perf_counter() - t0}
         row.update({f"val_{k}": val[k] for k in ("pixel_f1", "pixel_iou", "false_map_rate") if k in val})
         return row, val, val_logits
+
+    def selection_key(self, metrics):
+        """What makes an epoch the best on validation: accuracy, ties to the lower loss. An edit localiser (edits
+        drawn on FAKE images too) is used for its map alone, and its class head mixes edited fakes into EDITED,
+        so its epochs are compared by the map's pixel F1 (a best from before this rule counts as the worst)."""
+        if "FAKE" in edit_classes_from(self.config.edit_classes) and self.model.has_edit_map:
+            return (metrics.get("pixel_f1") or float("-inf"), -metrics["loss"])
+        return (metrics["accuracy"], -metrics["loss"])
 
     def checkpoint(self, model, state_dict=None) -> dict:
         """The checkpoint dict of `model` (with `state_dict` loaded, if given) at the current epoch."""
