@@ -12,7 +12,7 @@ Candidates: the real-vs-fake part's activations (today's score), the noise-resid
 (`residual_features`), both, both parts' activations (the localiser's too), and all of them. Prints ROC-AUC
 (inside vs each outside set) and the share of each outside set above the cut; the last line is JSON.
 
-    python bench/outside.py [--detector two_part] [--fit-images 8000]
+    python bench/outside.py [--detector two_part | --checkpoint CK] [--fit-images 8000]
 """
 import argparse
 import json
@@ -50,10 +50,11 @@ def zoom(x):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--detector", default="two_part")
+    p.add_argument("--detector", default="two_part", help="a shipped detector's name")
+    p.add_argument("--checkpoint", help="or any checkpoint (e.g. a two-part one before it is shipped)")
     p.add_argument("--fit-images", type=int, default=8000)
     args = p.parse_args()
-    model, ck = load_classifier(detector_path(args.detector))
+    model, ck = load_classifier(args.checkpoint or detector_path(args.detector))
     folder, split = checkpoint_split(ck)  # the real-vs-fake part's run: its training and validation images
     rng = np.random.default_rng(SEED)
     idx = np.sort(rng.permutation(split.train_idx)[:args.fit_images])

@@ -116,3 +116,20 @@ def test_evaluate_scores_three_verdicts_from_two_answers(joined, tmp_path):
     m = evaluate(str(path), str(test), device="cpu", verbose=False)
     assert m["classes"] == VERDICT_CLASSES and m["n"] == 48
     assert sum(map(sum, m["confusion_matrix"])) == 48 and "real_called_edited" in m
+
+
+def test_the_outside_score_can_read_both_parts_and_the_noise_spectrum(joined):
+    from utils.checkpoint import load_classifier
+    from utils.outside import features_of, fit_outside, outside_scores, residual_features, summary
+    path, _, _ = joined
+    model, _ = load_classifier(path)
+    g = torch.Generator().manual_seed(3)
+    smooth = torch.nn.functional.interpolate(torch.rand(160, 3, 8, 8, generator=g) * 255, size=32, mode="bilinear")
+    inside = smooth.round().to(torch.uint8)
+    noisy = (smooth[:40] + 40 * torch.randn(40, 3, 32, 32, generator=g)).clamp(0, 255).round().to(torch.uint8)
+    features = residual_features(inside)
+    assert features.shape == (160, 3 + 3 * 8) and torch.isfinite(features).all()
+    stats = fit_outside(model, inside[:120], inside[120:], with_map=True, residual=True)
+    assert features_of(stats) == {"with_map": True, "residual": True} and "residual" in summary(stats)["feature_sizes"]
+    # grain these images never had is far outside: their residual spectrum alone gives them away
+    assert (outside_scores(model, stats, noisy) > stats["threshold"]).mean() > 0.9

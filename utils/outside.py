@@ -121,6 +121,11 @@ def fit_outside(model, fit_images, heldout_images, quantile=OUTSIDE_QUANTILE, wi
     return stats
 
 
+def features_of(stats) -> dict:
+    """The fit_outside feature options fitted statistics were made with (with_map, residual)."""
+    return {"with_map": bool(stats.get("with_map", False)), "residual": "residual" in stats["groups"]}
+
+
 def summary(stats) -> dict:
     """What a model card says of the fitted score (the matrices stay in the checkpoint)."""
     groups = stats["groups"]

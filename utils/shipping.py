@@ -16,7 +16,7 @@ from models import build_model
 from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
 from utils.bias import bias_table
 from utils.inference import checkpoint_split, evaluate, predict, robustness, score_images
-from utils.outside import FIT_VIEW, fit_for_run, outside_scores, summary as outside_summary
+from utils.outside import FIT_VIEW, features_of, fit_for_run, outside_scores, summary as outside_summary
 from utils.prediction import VERDICT_CLASSES
 from utils.two_part import two_part_checkpoint
 
@@ -124,9 +124,12 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     if spec.get("joins"):  # the run is one part; the other is a shipped detector's weights
         log(f"{name}: joining {run} with weights/{spec['joins']}.pt and fitting the EDITED cut")
         ck = two_part_checkpoint(load_checkpoint(detector_path(spec["joins"])), ck)
-    if (ck.get("outside") or {}).get("fit_view") != FIT_VIEW:  # a run from before the score, or from its first fit
-        log(f"{name}: fitting the outside-what-I-know score on the run's training images")
-        ck["outside"] = fit_outside_for(ck)
+    features = {"with_map": False, "residual": False, **spec.get("outside", {})}
+    stats = ck.get("outside") or {}
+    # a run from before the score, from its first fit, or fitted on other features than this detector's
+    if stats.get("fit_view") != FIT_VIEW or features_of(stats) != features:
+        log(f"{name}: fitting the outside-what-I-know score on the run's training images ({features})")
+        ck["outside"] = fit_outside_for(ck, **features)
     test_path = spec["test_path"]
     log(f"{name}: measuring half precision on {test_path}")
     agreement = half_precision_agreement(ck, test_path)
@@ -169,13 +172,14 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     return card
 
 
-def fit_outside_for(ck) -> dict:
-    """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run."""
+def fit_outside_for(ck, **features) -> dict:
+    """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run (a
+    two-part detector's: its real-vs-fake part's run); `features`: fit_outside's with_map and residual."""
     folder, split = checkpoint_split(ck)
     labels = np.zeros(len(folder.images), np.int64)
     labels[split.train_idx] = split.train_labels  # in the split's classes (EDITED among them when it edits)
     return fit_for_run(model_from_checkpoint(ck), folder.images, labels, split.val_images, split.val_labels,
-                       ck["config"], split.classes, pool=split.train_idx)
+                       ck["config"], split.classes, pool=split.train_idx, **features)
 
 
 def _outside_card(classifier, test_path) -> dict:
