@@ -19,7 +19,9 @@ NAMES = list(DETECTORS)
 def test_shipped_detector_is_small_and_says_how_it_was_made(name):
     card = load_card(name)
     ck = load_checkpoint(detector_path(name))
-    assert detector_path(name).stat().st_size < 5_000_000 and card["bytes"] == detector_path(name).stat().st_size
+    # a two-part detector holds two networks and the outside statistics of both
+    most = 8_000_000 if ck.get("edit_rule") else 5_000_000
+    assert detector_path(name).stat().st_size < most and card["bytes"] == detector_path(name).stat().st_size
     assert (WEIGHTS_DIR / card["onnx"]).stat().st_size < 5_000_000
     assert card["train_command"].startswith("python train.py ") and "--epochs" in card["train_command"]
     provenance = ck["provenance"]

@@ -11,7 +11,7 @@ from utils.cli import UserError
 FORMAT = "ai-image-classifier/checkpoint"
 VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # the shipped detectors (utils/shipping.py)
-DEFAULT_DETECTOR = "three_class"  # the one used when no model is named (predict.py, the demo, the web page)
+DEFAULT_DETECTOR = "two_part"  # the one used when no model is named (predict.py, the demo, the web page)
 
 
 class CheckpointError(UserError):
