@@ -32,7 +32,6 @@ from utils.metrics import wilson_interval  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from utils.bias import bias_images  # noqa: E402
 from utils.outside import outside_scores  # noqa: E402
-from utils.prediction import is_uncertain  # noqa: E402
 from utils.shipping import DETECTORS, detector_path  # noqa: E402
 
 SCALES = {"whole photo (predict.py)": 1.0, "halves (1/2 of the short side)": 0.5, "quarters (1/4)": 0.25,
@@ -98,9 +97,7 @@ def main():
             scored = score_images((model, ck), x)
             classes, probs = scored["classes"], scored["probs"]
             labels = [classes[k] for k in scored["predictions"]]
-            p_fake = probs[:, [classes.index("FAKE")]] if ck.get("edit_rule") else None  # a two-part: P(FAKE) decides
-            uncertain = [is_uncertain(row, ck.get("threshold")) for row in
-                         (np.hstack([1 - p_fake, p_fake]) if p_fake is not None else probs)]
+            uncertain = scored["uncertain"]
             outside = (outside_scores(model, ck["outside"], torch.from_numpy(x)) > ck["outside"]["threshold"]
                        if ck.get("outside") else None)
             table[scale] = rates(labels, classes, uncertain, probs, outside)

@@ -5,12 +5,13 @@ is "edited". So:
 
 - `real_vs_fake`: a whole-image classifier, its one logit is P(FAKE) (the robust detector's network);
 - `localiser`: an edit-map network trained on REAL and FAKE images alike, whose map alone decides EDITED
-  (utils.prediction.edit_score pools it; its own class head is not used for the verdict).
+  (utils.prediction.edit_scores pools it; its own class head is not used for the verdict).
 
 `forward(x)` returns the real-vs-fake logit, as every network here; `forward_with_map(x)` -> (that logit, the
 localiser's map logits (N, 1, H, W)). Each part keeps the input normalisation it was trained with: the
-classifier's inputs arrive normalised by the real-vs-fake part's statistics, and `to_localiser` (a per-channel
-affine map, set when the parts are joined) re-normalises them for the localiser.
+classifier's inputs arrive normalised by the real-vs-fake part's statistics, and a per-channel affine map
+(`localiser_scale`, `localiser_shift`, set by `set_normalisations` when the parts are joined) re-normalises them
+for the localiser.
 """
 import torch
 from torch import nn

@@ -17,7 +17,7 @@ from utils import distributed
 from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.outside import outside_scores
-from utils.prediction import predict_files, verdict_indices
+from utils.prediction import is_uncertain, predict_files, verdict_indices
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -128,19 +128,22 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
 
 def score_images(checkpoint, images, batch_size=None, device="cpu") -> dict:
     """A checkpoint's verdicts on uint8 images (N, 3, H, W): dict(probs (N, C), maps (N, H, W) or None, classes
-    (the verdicts'), predictions (N,) indices into them, edit_scores (N,) or None). A two-part detector (an
+    (the verdicts'), predictions (N,) indices into them, edit_scores (N,) or None, uncertain (N,) bool from the
+    decision rule of the model's own probabilities, as predict's lines say it). A two-part detector (an
     `edit_rule`) gives REAL / EDITED / FAKE verdicts; its `probs` are then (1 - P(FAKE)) split by the edit score
     (half each at the cut), and P(FAKE): a ranking for the ROC-AUC, not calibrated probabilities."""
     model, ck = _classifier(checkpoint, device)
     logits, maps = run_with_map(model, images, batch_size, device)
     probs = probabilities(logits).numpy()
     maps = None if maps is None else maps.numpy()
+    uncertain = np.array([is_uncertain(row, ck.get("threshold")) for row in probs], dtype=bool)
     classes, predictions, edit = verdict_indices(decide(probs, ck.get("threshold")).numpy(), ck["classes"], maps,
                                                  ck.get("edit_rule"))
     if edit is not None:
         e = np.clip(edit / (2 * ck["edit_rule"]["cut"]), 0, 1)
         probs = np.stack([(1 - probs[:, 1]) * (1 - e), (1 - probs[:, 1]) * e, probs[:, 1]], 1)
-    return dict(probs=probs, maps=maps, classes=classes, predictions=predictions, edit_scores=edit)
+    return dict(probs=probs, maps=maps, classes=classes, predictions=predictions, edit_scores=edit,
+                uncertain=uncertain)
 
 
 def folder_edit_map_metrics(folder, maps) -> dict:

@@ -12,7 +12,9 @@ an image's
 score is its largest squared Mahalanobis distance over the groups, each divided by that group's median on
 the fitting images (Lee et al. 2018 use one distance per layer the same way). The cut is the OUTSIDE_QUANTILE
 quantile of the scores of held-out training-side images (the run's unedited validation images): by construction
-about 2.5% of images like the training ones are called outside. Nothing here ever sees a test or real-photo image.
+about 2.5% of images like the training ones are called outside. A detector may read more (`fit_outside`'s options, recorded in
+the statistics): every layer of a two-part detector, its localiser's too (`with_map`), and a "residual" group,
+the spectrum of the image's noise residuals (`residual_features`), apart from any network. Nothing here ever sees a test or real-photo image.
 """
 import numpy as np
 import torch
