@@ -46,6 +46,9 @@ def parse_args(argv=None):
                    help="robust training: each label-neutral change with a training range in "
                         "data/degradations.py (JPEG q 50-95, down/up resizing, blur, Gaussian noise, a gamma curve) "
                         "hits a share P of every batch, every class alike (0: off; e.g. 0.3)")
+    p.add_argument("--robust-extra", metavar="K1,K2",
+                   help="with --robust, also draw these kept-aside changes (sharpen, webp, palette); the bias "
+                        "table then marks them trained for this run")
     p.add_argument("--synthetic-edits", type=float, metavar="P",
                    help="edit a share P of the REAL images of every batch on the fly (data/synthetic_edits.py: "
                         "salt-and-pepper, blurred, smoothed, cloned or brightened patches) and label them EDITED; "
@@ -73,6 +76,9 @@ def parse_args(argv=None):
                    help="auto (default): AMP on CUDA; on a CPU bf16 only with native support and a measured speed-up")
     p.add_argument("--val-fraction", type=float, help="seeded validation part of the training folder (default 0.1)")
     p.add_argument("--max-train-images", type=int, help="train on a seeded subset of this many images")
+    p.add_argument("--max-val-images", type=int, help="validate on a seeded subset of this many of the validation part")
+    p.add_argument("--outside-fit-images", type=int,
+                   help="fit the outside-what-I-know score on this many training images (default 20000)")
     p.add_argument("--balance", action="store_true", default=None,
                    help="weight the loss inversely to class frequency (for the 1.5k-vs-5k EDITED splits)")
     p.add_argument("--tune-threshold", action="store_true", default=None,

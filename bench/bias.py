@@ -43,7 +43,8 @@ def main():
         print(f"{DEFAULT_DETECTOR} against real_vs_fake_robust: worst gap {gaps[worst] * 100:+.2f} points ({worst})")
     slim = {name: {k: t[k] for k in ("n", "worst_real_vs_fake_accuracy", "worst_change", "max_called_edited")}
             | {"changes": {c: {"accuracy": r["accuracy"], "called_edited": r["called_edited"], "moved": r["moved"],
-                                "trained": r["trained"]} for c, r in t["changes"].items()},
+                                "trained": r["trained"], "trained_by": r["trained_by"]}
+                            for c, r in t["changes"].items()},
                "clean_accuracy": t["clean"]["accuracy"]} for name, t in tables.items()}
     default = slim.get(DEFAULT_DETECTOR) or next(iter(slim.values()))
     print(json.dumps({**{k: default[k] for k in ("worst_real_vs_fake_accuracy", "max_called_edited", "changes")},

@@ -20,6 +20,7 @@ from data import load_folder, resolve_split  # noqa: E402
 from models import build_model, decide, probabilities  # noqa: E402
 from utils.inference import robustness, run_model, validation_robustness  # noqa: E402
 from utils.metrics import format_robustness  # noqa: E402
+from utils.precision import cpu_line, describe_cpu  # noqa: E402
 from utils.config import make_config  # noqa: E402
 from utils.training import RUNS_DIR, train  # noqa: E402
 
@@ -127,6 +128,8 @@ def main():
                    help="take a run's figures from runs/bench/<run>/bench.json when it exists (said in the output)")
     p.add_argument("--quick", action="store_true", help="smoke test: 2,000 images, one epoch a run")
     args = p.parse_args()
+    cpu = describe_cpu()
+    print(f"# {cpu_line(cpu)}; torch {torch.__version__}", flush=True)
     test = load_folder(resolve_split("test"), verbose=False)
     summaries = []
     for name in args.runs.split(","):
@@ -151,7 +154,8 @@ def main():
     to_93 = time_to(summaries)
     robust = next((s for s in summaries if s["name"] == "robust"), None)
     rob = {r["set"].rsplit("-", 1)[-1]: r["accuracy"] for r in robust["robustness"]} if robust and "robustness" in robust else {}
-    print(json.dumps({"best_run": best["name"], "best_test_acc": best["test_accuracy"], "minutes": best["minutes"],
+    print(json.dumps({"cpu": cpu_line(cpu), "precision": {s["name"]: s.get("precision") for s in summaries},
+                      "best_run": best["name"], "best_test_acc": best["test_accuracy"], "minutes": best["minutes"],
                       "time_to_93_s": to_93["mean"], "time_to_93_s_range": to_93["range"],
                       "time_to_93_s_per_seed": to_93["per_seed"], "jpeg75_acc": rob.get("jpeg75"),
                       "resize_acc": rob.get("resize"), "robust_clean_acc": rob.get("test"), "ece": best["ece"]}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as TF
+from .lazy import TF
 
 from .degradations import CIFAKE_JPEG_QUALITY, jpeg, robust_augment
 from .synthetic_edits import KINDS, edit_some, with_edited_class
@@ -61,13 +61,14 @@ class Split:
 
 
 def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0,
-                   masks=None, robust=0.0, edit_classes=("REAL",)) -> Split:
+                   masks=None, robust=0.0, edit_classes=("REAL",), max_val_images=0) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
     checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
     and that share of the validation part's images of `edit_classes` (REAL) is edited once, with a fixed seed (training batches
     edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks).
     With `robust` (a run trained under label-neutral changes), every validation image is then saved at CIFAKE's
-    JPEG quality, as the edited test splits are."""
+    JPEG quality, as the edited test splits are. `max_val_images`: validate on a seeded sample of that many of
+    the validation part (a short run's validation decides little: its time belongs to training)."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
     if synthetic_edits and "EDITED" not in classes:
         classes, remap = with_edited_class(classes)
@@ -76,6 +77,9 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
     if max_train_images and max_train_images < len(train_idx):
         rng = np.random.default_rng(seed + 1)
         train_idx = np.sort(rng.choice(train_idx, max_train_images, replace=False))
+    if max_val_images and max_val_images < len(val_idx):
+        rng = np.random.default_rng(seed + 2)
+        val_idx = np.sort(rng.choice(val_idx, max_val_images, replace=False))
     val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
     val_labels = labels[val_idx]
     val_masks = (torch.from_numpy(np.asarray(masks)[val_idx]) if masks is not None
@@ -107,12 +111,13 @@ class Batches:
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
                  crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
                  synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False,
-                 edit_classes=("REAL",)):
+                 edit_classes=("REAL",), robust_extra=()):
         self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
-        self.robust = robust  # share of each batch hit by each of JPEG re-saving, down/up resizing and blur
+        self.robust = robust  # share of each batch hit by each trained label-neutral change
+        self.robust_extra = robust_extra  # the kept-aside changes this run opted into
         # share of the REAL images of each batch edited on the fly and relabelled EDITED (`classes` names them)
         self.synthetic_edits, self.classes, self.edit_kinds = synthetic_edits, classes, edit_kinds
         self.edit_classes = edit_classes
@@ -179,7 +184,7 @@ class Batches:
             factor, p = self.sharpness
             x = torch.where(coin(p), TF.adjust_sharpness(x, factor), x)
         if self.robust:  # degrades whole images: an edit stays where it was
-            x = robust_augment(x, gen, self.robust)
+            x = robust_augment(x, gen, self.robust, self.robust_extra)
         if self.crop_padding:
             pad = self.crop_padding
             h, w = x.shape[2:]

@@ -3,8 +3,9 @@ curves, noise), in one table read by all three of their uses: robust-training au
 (`robust_augment`, from data.batches, for every class alike), the fixed perturbed test copies of the robustness
 table (`TEST_COPIES`, written by data.perturbed) and the bias table of bench/bias.py (`BIAS_CHANGES`). Only the
 kinds with a `train_range` are drawn in training; the others (WebP, palette PNG, enlargement, sharpening,
-saturation) are kept aside, so the bias table measures changes the detector never saw. Each works on uint8
-(N, 3, H, W) tensors.
+saturation) are kept aside, so the bias table measures changes the detector never saw. A run may opt into some
+of them (`robust_extra`, drawn over their `opt_in_range`); the bias table then marks them trained for it.
+Each works on uint8 (N, 3, H, W) tensors.
 """
 import io
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.transforms.v2 import functional as TF
+from .lazy import TF
 
 
 CIFAKE_JPEG_QUALITY = 75  # every shipped REAL, FAKE and EDITED file's quantisation tables
@@ -97,6 +98,8 @@ class Degradation:
     apply: Callable               # (uint8 images, strength, generator) -> uint8 images
     train_range: Optional[tuple] = None  # (low, high) strengths drawn by robust training; None: not trained on
     integer: bool = False         # strengths are whole numbers (JPEG quality, pixels)
+    opt_in_range: Optional[tuple] = None  # kept aside unless a run names the kind in `robust_extra`
+
 
     def describe(self, strength) -> str:
         return self.about.format(f"{strength:g}" if strength is not None else "")
@@ -118,10 +121,13 @@ DEGRADATIONS = {
                                (CIFAKE_JPEG_QUALITY, CIFAKE_JPEG_QUALITY), integer=True),
     "flip": Degradation("mirrored left-right", lambda x, s, g: mirror(x)),
     # kept aside: never drawn in training, so the bias table shows what a change the detector never saw does
-    "webp": Degradation("re-saved as WebP quality {}", lambda x, s, g: webp(x, s), integer=True),
-    "palette": Degradation("saved as a palette PNG of {} colours", lambda x, s, g: palette_png(x, s), integer=True),
+    # (opt-in ranges: the strengths a run that names the kind in `robust_extra` draws)
+    "webp": Degradation("re-saved as WebP quality {}", lambda x, s, g: webp(x, s), integer=True,
+                        opt_in_range=(50, 95)),
+    "palette": Degradation("saved as a palette PNG of {} colours", lambda x, s, g: palette_png(x, s), integer=True,
+                           opt_in_range=(48, 256)),
     "enlarge": Degradation("enlarged {}x and shrunk back", lambda x, s, g: enlarge_shrink(x, s)),
-    "sharpen": Degradation("unsharp mask, amount {}", lambda x, s, g: sharpen(x, s)),
+    "sharpen": Degradation("unsharp mask, amount {}", lambda x, s, g: sharpen(x, s), opt_in_range=(0.3, 1.5)),
     "saturation": Degradation("saturation x{}", lambda x, s, g: saturation(x, s)),
 }
 
@@ -148,9 +154,26 @@ BIAS_CHANGES = {
 }
 
 
-def is_trained(name: str, table: dict = BIAS_CHANGES) -> bool:
-    """Whether change `name` of `table` is of a kind that robust training draws from (at any strength)."""
-    return DEGRADATIONS[table[name][0]].train_range is not None
+def training_range(kind: str, extra=()):
+    """The strengths robust training draws of `kind`, given a run's opted-in kinds `extra`; None: not drawn."""
+    d = DEGRADATIONS[kind]
+    return d.train_range or (d.opt_in_range if kind in extra else None)
+
+
+def opt_in_kinds(text) -> tuple:
+    """'sharpen,webp' -> ('sharpen', 'webp'), each checked to be a kind a run may opt into."""
+    kinds = tuple(k.strip() for k in (text or "").split(",") if k.strip())
+    optional = [k for k, d in DEGRADATIONS.items() if d.opt_in_range]
+    bad = [k for k in kinds if k not in optional]
+    if bad:
+        raise ValueError(f"robust_extra: {', '.join(bad)} cannot be opted into; these can: {', '.join(optional)}")
+    return kinds
+
+
+def is_trained(name: str, table: dict = BIAS_CHANGES, extra=()) -> bool:
+    """Whether change `name` of `table` is of a kind that robust training draws from (at any strength), for a
+    run that opted into the kinds `extra`."""
+    return training_range(table[name][0], extra) is not None
 
 
 def apply_change(table: dict, name: str, x, gen=None):
@@ -173,18 +196,19 @@ def degrade_copy(name: str, x, gen=None):
     return apply_change(TEST_COPIES, name, x, gen)
 
 
-def robust_augment(x, gen, p: float):
-    """Each degradation with a training range hits a random share p of the batch, at one strength per batch
-    and kind drawn from that range (so each is a single batched call)."""
+def robust_augment(x, gen, p: float, extra=()):
+    """Each degradation with a training range (and each opted-in kind of `extra`) hits a random share p of the
+    batch, at one strength per batch and kind drawn from that range (so each is a single batched call)."""
     n = x.shape[0]
     for kind, d in DEGRADATIONS.items():
-        if d.train_range is None:
+        strengths = training_range(kind, extra)
+        if strengths is None:
             continue
         hit = torch.rand(n, generator=gen) < p
         if not hit.any():
             continue
         idx = hit.nonzero().squeeze(1).to(x.device)
-        lo, hi = d.train_range
+        lo, hi = strengths
         u = float(torch.rand((), generator=gen))
         strength = lo + round((hi - lo) * u) if d.integer else lo + (hi - lo) * u
         x = x.index_copy(0, idx, d.apply(x[idx], strength, gen))

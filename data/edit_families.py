@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from torchvision.transforms.v2 import functional as TF
+from .lazy import TF
 
 from .degradations import jpeg
 

@@ -14,7 +14,7 @@ changed a pixel (in any channel). Everything is drawn from `gen`, so a seeded ge
 (training batches and the validation part alike).
 """
 import torch
-from torchvision.transforms.v2 import functional as TF
+from .lazy import TF
 
 from .edit_families import FAMILIES
 from .sources import order_classes

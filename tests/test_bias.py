@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from data.degradations import DEGRADATIONS, BIAS_CHANGES, apply_change, is_trained
+from data.degradations import DEGRADATIONS, BIAS_CHANGES, apply_change, is_trained, opt_in_kinds, robust_augment
 from tests.conftest import write_split
-from utils.bias import bias_table
+from utils.bias import bias_table, trained_by
+from utils.config import make_config
 from utils.checkpoint import load_classifier
 from utils.outside import fit_outside, outside_scores
 
@@ -37,6 +38,22 @@ def test_every_bias_change_keeps_shape_and_some_are_never_trained():
     unseen = [n for n in BIAS_CHANGES if not is_trained(n)]
     assert {"webp80", "palette256", "enlarge2", "sharpen1"} <= set(unseen)
     assert DEGRADATIONS["noise"].train_range  # camera noise is trained as no edit
+
+
+def test_a_run_opts_into_kept_aside_changes_and_the_table_says_which_part_drew_them():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    plain = robust_augment(x, torch.Generator().manual_seed(0), 1.0)
+    opted = robust_augment(x, torch.Generator().manual_seed(0), 1.0, opt_in_kinds("sharpen"))
+    assert not torch.equal(plain, opted)  # sharpening is drawn only when asked for
+    assert is_trained("sharpen1", extra=("sharpen",)) and not is_trained("sharpen1")
+    with pytest.raises(ValueError, match="saturation"):
+        opt_in_kinds("sharpen,saturation")  # kept aside for good: the bias table's unseen change
+    with pytest.raises(ValueError, match="robust_extra"):
+        make_config("localiser", robust_extra="webb")
+    two_part = {"config": {"robust_extra": ""}, "parts": {"real_vs_fake": {"config": {"robust_extra": ""}},
+                                                          "localiser": {"config": {"robust_extra": "sharpen"}}}}
+    assert trained_by("sharpen1", two_part) == ["localiser"] and trained_by("blur0.6", two_part) == [
+        "real_vs_fake", "localiser"] and trained_by("enlarge2", two_part) == []
 
 
 def test_the_bias_table_counts_moved_verdicts_and_where_they_went(trained_run):

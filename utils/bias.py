@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from data import load_folder, resolve_split
-from data.degradations import BIAS_CHANGES, apply_change, describe_change, is_trained
+from data.degradations import BIAS_CHANGES, apply_change, describe_change, is_trained, opt_in_kinds
 from utils.inference import _classifier, map_labels, score_images, select_device
 from utils.prediction import VERDICT_CLASSES
 
@@ -30,6 +30,13 @@ def bias_images(test_path="test", per_class=PER_CLASS, seed=BIAS_SEED):
         picked.append(np.sort(rng.permutation(idx)[:per_class]))
     idx = np.concatenate(picked)
     return torch.from_numpy(np.ascontiguousarray(folder.images[idx])), [folder.classes[k] for k in labels[idx]]
+
+
+def trained_by(name: str, ck: dict, changes=BIAS_CHANGES) -> list:
+    """The parts of checkpoint `ck` whose training drew change `name`'s kind (its parts', or ["model"])."""
+    parts = ck.get("parts") or {"model": {"config": ck.get("config")}}
+    return [part for part, about in parts.items()
+            if is_trained(name, changes, opt_in_kinds((about.get("config") or {}).get("robust_extra")))]
 
 
 def _verdicts(model, ck, images, device) -> np.ndarray:
@@ -66,8 +73,9 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
     rows = {}
     for name in changes:
         verdicts = _verdicts(model, ck, apply_change(changes, name, images, gen), device)
-        rows[name] = {"what": describe_change(changes, name), "trained": is_trained(name, changes),
-                      **_row(verdicts, clean, truth, classes)}
+        drawn_by = trained_by(name, ck, changes)
+        rows[name] = {"what": describe_change(changes, name), "trained_by": drawn_by,
+                      "trained": len(drawn_by) == len(ck.get("parts") or [0]), **_row(verdicts, clean, truth, classes)}
     worst = min(rows, key=lambda k: rows[k]["accuracy"])
     return {"n": int(len(truth)), "clean": _row(clean, clean, truth, classes), "changes": rows,
             "worst_real_vs_fake_accuracy": rows[worst]["accuracy"], "worst_change": worst,
@@ -86,7 +94,8 @@ def format_bias_table(table: dict, title: str) -> str:
 
     lines.append(fmt("clean", "as shipped", table["clean"]))
     for name, row in table["changes"].items():
-        lines.append(fmt(name, row["what"], row, "trained" if row["trained"] else "unseen"))
+        mark = "trained" if row["trained"] else ",".join(row.get("trained_by") or ["unseen"])
+        lines.append(fmt(name, row["what"], row, mark))
     lines.append(f"worst real-vs-fake accuracy {table['worst_real_vs_fake_accuracy']:.2%} ({table['worst_change']}), "
                  f"most called EDITED {table['max_called_edited']:.2%}")
     return "\n".join(lines)

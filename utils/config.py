@@ -6,6 +6,7 @@ Recipes are named here only: train.py --recipe NAME, the bench, the notebook and
 import dataclasses
 from dataclasses import dataclass
 
+from data.degradations import opt_in_kinds
 from data.synthetic_edits import KINDS as EDIT_KINDS, edit_classes_from, kinds_from
 
 
@@ -27,6 +28,7 @@ class TrainConfig:
     crop_padding: int = 0
     sharpness: list = None         # [factor, probability], the seed's RandomAdjustSharpness
     robust: float = 0.0            # robust training: share of each batch hit by each trained degradation
+    robust_extra: str = ""         # kept-aside degradations this run also draws (data.degradations.opt_in_kinds)
     synthetic_edits: float = 0.0   # share of the REAL images of each batch given a local edit and labelled EDITED
     edit_kinds: str = ",".join(EDIT_KINDS)  # comma-separated kinds for synthetic_edits, or "all"
     edit_classes: str = "REAL"     # the classes synthetic edits hit: REAL, or REAL,FAKE for an edit localiser
@@ -42,6 +44,8 @@ class TrainConfig:
     out: str = None                # run folder; default runs/<model>-<train split>-<time>
     resume: bool = False
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
+    max_val_images: int = 0        # 0: all; else a seeded subset of the validation part (sized to what it decides)
+    outside_fit_images: int = 20000  # training images the outside-what-I-know score is fitted on (utils.outside)
     balance: bool = False          # weight the loss inversely to class frequency (EDITED is a minority)
     tune_threshold: bool = False   # two classes: pick the decision threshold with the best validation balanced accuracy
     sync_bn: bool = False          # torchrun on CUDA: BatchNorm statistics over all ranks' batches
@@ -81,7 +85,7 @@ RECIPES = {
     # a photograph"; the verdict comes from the map, P(FAKE) from the robust detector
     "localiser": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
                                     synthetic_edits=0.5, edit_kinds="all", edit_classes="REAL,FAKE", robust=0.25,
-                                    budget_minutes=40)},
+                                    robust_extra="sharpen,webp,palette", budget_minutes=40)},
     # bench/gpu.py's run on a GPU: the model that validated best on an H200 (98.58%; x16 and resnet18 lower),
     # with the regularisers that validated best for fullres_cnn_x4 there (98.21% against 98.15% without)
     "gpu": dict(model="fullres_cnn_x8_pool_first", epochs=30, batch_size=512, robust=0.2, label_smoothing=0.1,
@@ -101,5 +105,6 @@ def make_config(recipe="default", **overrides) -> TrainConfig:
     config = TrainConfig(recipe=recipe, **values)
     kinds_from(config.edit_kinds)  # a misspelt kind fails here, not an epoch into the run
     edit_classes_from(config.edit_classes)
+    opt_in_kinds(config.robust_extra)
     return config
 

@@ -18,6 +18,7 @@ from utils.checkpoint import load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.outside import outside_scores
 from utils.prediction import is_uncertain, predict_files, verdict_indices
+from utils.scoring import ONNX_BATCH, onnx_runner, scoring_engine
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -53,24 +54,28 @@ def eval_batch_size(device) -> int:
 
 
 @torch.no_grad()
-def run_model(model, images, batch_size=None, device="cpu", with_map=False):
+def run_model(model, images, batch_size=None, device="cpu", with_map=False, engine="auto"):
     """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch
-    (`batch_size` None: `eval_batch_size(device)`); with `with_map` (a model with an edit map) -> (logits,
-    edit-map probabilities (N, H, W)).
+    (`batch_size` None: the engine's); with `with_map` (a model with an edit map) -> (logits, edit-map
+    probabilities (N, H, W)). `engine`: utils.scoring's (auto: ONNX Runtime for a large set on a CPU).
     Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
     model.eval()
     device = torch.device(device)
-    batch_size = batch_size or eval_batch_size(device)
     images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
     images = images[distributed.shard(len(images))]
+    forward = (lambda x: model(x, with_map=True)) if with_map else model
+    if scoring_engine(model, device, len(images), engine) == "onnxruntime":
+        exported = onnx_runner(model, with_map, images)  # None: it does not export, so eager it is
+        forward, batch_size = (exported, batch_size or ONNX_BATCH) if exported else (forward, batch_size)
+    batch_size = batch_size or eval_batch_size(device)
     out, maps = [torch.empty(0, 1)], [torch.empty(0, *images.shape[2:])]  # for no images; dropped beside real ones
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size].to(device, non_blocking=True)
         if with_map:
-            logits, edit_map = model(x, with_map=True)
+            logits, edit_map = forward(x)
             maps.append(torch.sigmoid(edit_map.float()).squeeze(1).cpu())
         else:
-            logits = model(x)
+            logits = forward(x)
         out.append(logits.float().cpu())
     logits = distributed.gather_cat(torch.cat(out[1:] or out))
     return (logits, distributed.gather_cat(torch.cat(maps[1:] or maps))) if with_map else logits
@@ -239,7 +244,8 @@ def checkpoint_split(ck):
     return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
                                   kinds_from(config.get("edit_kinds")),
                                   config.get("max_train_images", 0), robust=config.get("robust", 0.0),
-                                  edit_classes=edit_classes_from(config.get("edit_classes")))
+                                  edit_classes=edit_classes_from(config.get("edit_classes")),
+                                  max_val_images=config.get("max_val_images", 0))
 
 
 def validation_images(ck):

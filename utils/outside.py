@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from data.batches import Batches
+from data.degradations import opt_in_kinds
 from data.synthetic_edits import edit_classes_from, kinds_from
 
 OUTSIDE_QUANTILE = 0.975
-FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample)
+FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample; a run may ask for fewer)
 RIDGE = 1e-2        # added to the covariance's diagonal, times its mean variance: keeps it invertible
 FIT_VIEW = "training batches"  # what the Gaussians are fitted on; statistics fitted otherwise are refitted by ship()
 
@@ -143,19 +144,20 @@ def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor
                       vflip=config.get("vflip", False), robust=config.get("robust", 0.0),
                       synthetic_edits=config.get("synthetic_edits", 0.0), classes=classes,
                       edit_kinds=kinds_from(config.get("edit_kinds")),
-                      edit_classes=edit_classes_from(config.get("edit_classes")))
+                      edit_classes=edit_classes_from(config.get("edit_classes")),
+                      robust_extra=opt_in_kinds(config.get("robust_extra")))
     return torch.cat([x for x, _ in batches])
 
 
 def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, **features) -> dict:
-    """fit_outside on a seeded sample of FIT_IMAGES of `images` (those indexed by `pool`, default all: a run's
-    training images; `labels` theirs, in `classes`), as `training_view` shows them, cut on the run's unedited
-    validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is unlike them by nature,
+    """fit_outside on a seeded sample of the config's outside_fit_images (FIT_IMAGES) of `images` (those indexed
+    by `pool`, default all: a run's training images; `labels` theirs, in `classes`), as `training_view` shows
+    them, cut on the run's unedited validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is unlike them by nature,
     and cutting on edited images too set the cut so high that few photographs from elsewhere passed it).
     `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
-    idx = np.sort(np.random.default_rng(seed).permutation(pool)[:FIT_IMAGES])
+    idx = np.sort(np.random.default_rng(seed).permutation(pool)[:config.get("outside_fit_images", FIT_IMAGES)])
     fit = training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
     return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}

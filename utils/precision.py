@@ -1,5 +1,7 @@
 """Which precision a training run uses: AMP on CUDA; on a CPU bf16 only where it runs natively and a few
 measured steps say it is faster, else fp32."""
+import os
+import platform
 import time
 
 import torch
@@ -10,6 +12,31 @@ from utils import distributed
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: the CPU instructions that make bf16 convolutions fast (oneDNN's check)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cpu_name() -> str:
+    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), else the platform's best guess."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_cpu() -> dict:
+    """What a CPU speed figure was measured on: the CPU, its threads, whether bf16 runs natively, and the
+    instruction-set cap oneDNN was given (ONEDNN_MAX_CPU_ISA: how a bench runs a bf16 CPU as an AVX2-only one)."""
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads(), "native_bf16": cpu_has_native_bf16(),
+            "isa_cap": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")}
+
+
+def cpu_line(cpu=None) -> str:
+    cpu = cpu or describe_cpu()
+    return (f"{cpu['cpu']}, {cpu['threads']} threads, " + ("native bf16" if cpu["native_bf16"] else "fp32 only")
+            + (f", oneDNN capped at {cpu['isa_cap']}" if cpu.get("isa_cap") else ""))
 
 
 def cpu_autocast(dtype):

@@ -2,14 +2,15 @@
 versions, the device and precision, and signatures of the exact training and validation images. Stored in
 every checkpoint and history.json and echoed by evaluate.py, so a results row can be traced to code."""
 import hashlib
+import importlib.metadata
 import platform
 import subprocess
 
 import numpy as np
 import torch
-import torchvision
 
 from data.sources import REPO_ROOT
+from utils.precision import cpu_name
 
 
 def _git(*args):
@@ -37,10 +38,10 @@ def data_signature(images, labels, classes) -> str:
 
 def provenance(device, precision, data) -> dict:
     """`data`: the run's TrainingData (utils.train_loop)."""
-    return {**code_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+    return {**code_version(), "torch": str(torch.__version__), "torchvision": importlib.metadata.version("torchvision"),
             "python": platform.python_version(), "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-            or platform.machine(), "precision": precision, "train_data": str(data.root),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+            "precision": precision, "train_data": str(data.root),
             "train_signature": data_signature(data.train_images.cpu().numpy(), data.train_labels, data.classes),
             "val_signature": data_signature(data.val_images.numpy(), data.val_labels, data.classes),
             "train_images": len(data.train_labels), "val_images": len(data.val_labels)}

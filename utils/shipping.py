@@ -203,7 +203,8 @@ def _bias_card(classifier) -> dict:
     table = bias_table(classifier)
     return {"n": table["n"], "worst_real_vs_fake_accuracy": table["worst_real_vs_fake_accuracy"],
             "worst_change": table["worst_change"], "max_called_edited": table["max_called_edited"],
-            "changes": {k: {"what": r["what"], "trained": r["trained"], "accuracy": r["accuracy"],
+            "changes": {k: {"what": r["what"], "trained": r["trained"], "trained_by": r.get("trained_by"),
+                            "accuracy": r["accuracy"],
                             "called_edited": r["called_edited"], "moved": r["moved"]}
                         for k, r in {"clean": {**table["clean"], "what": "as shipped", "trained": None},
                                      **table["changes"]}.items()}}

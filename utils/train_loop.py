@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from data import Batches, DataError
 from data.images import IMAGE_SIZE
+from data.degradations import opt_in_kinds
 from data.synthetic_edits import edit_classes_from, kinds_from
 from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
                     probabilities)
@@ -129,11 +130,13 @@ class Trainer:
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
                                edit_kinds=kinds_from(config.edit_kinds), masks=data.train_masks,
-                               with_masks=model.has_edit_map, edit_classes=edit_classes_from(config.edit_classes))
+                               with_masks=model.has_edit_map, edit_classes=edit_classes_from(config.edit_classes),
+                               robust_extra=opt_in_kinds(config.robust_extra))
         self.optimizer = make_optimizer(model, config, device)
         counts = np.bincount(data.train_labels, minlength=len(classes)) if config.balance else None
         self.loss_fn = loss_function(len(classes), counts, config.label_smoothing)
         self.history, self.best, self.epoch = [], None, 0
+        self.resumed_epochs = 0  # epochs a --resume found done
         self.best_state = self.best_val_logits = None  # the best epoch's weights and validation logits
 
     def prepare(self, started):
@@ -191,6 +194,7 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, self.config, len(self.batches), state["epoch"] * len(self.batches))
         torch.set_rng_state(state["rng"])
         self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
+        self.resumed_epochs = len(self.history)
         self.best_state = best_ck["state_dict"]
         self.batches.epoch = self.epoch
         self.log(f"resumed from {self.last_path} after epoch {self.epoch}")
@@ -317,8 +321,8 @@ class Trainer:
         save_checkpoint(state, self.last_path)
         self.write_history()
 
-    def write_history(self):
+    def write_history(self, **extra):
         (self.run_dir / "history.json").write_text(json.dumps(
             {"config": dataclasses.asdict(self.config), "classes": self.data.classes, "parameters": self.parameters,
-             "precision": self.precision, "provenance": self.provenance, "history": self.history,
+             "precision": self.precision, "provenance": self.provenance, "history": self.history, **extra,
              "best_val": self.best}, indent=2))

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,33 @@ from utils.train_loop import Trainer
 from utils.training_data import load_training_data
 
 RUNS_DIR = REPO_ROOT / "runs"
+
+
+class Stopwatch:
+    """Wall seconds per stage of a run: `with clock("data"): ...`. The run's profile (history.json's
+    stage_seconds, printed by bench/pipeline.py) says where a run's time goes."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def __call__(self, stage):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+    def split_epochs(self, history):
+        """The epochs' wall time cut into training steps, validation, and the rest (checkpoints, callbacks)."""
+        total = self.seconds.pop("epochs", 0.0)
+        self.seconds["training"] = sum(r["train_seconds"] + r.get("compile_seconds", 0.0) for r in history)
+        self.seconds["validation"] = sum(r["epoch_seconds"] - r["train_seconds"] - r.get("compile_seconds", 0.0)
+                                         for r in history)
+        self.seconds["checkpoints"] = total - self.seconds["training"] - self.seconds["validation"]
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
 
 
 def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
@@ -49,7 +77,9 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    data = load_training_data(config, device, verbose=main)
+    clock = Stopwatch()
+    with clock("data"):
+        data = load_training_data(config, device, verbose=main)
     if config.tune_threshold and len(data.classes) != 2:
         raise DataError(f"--tune-threshold chooses a cut on P(positive), which needs two classes; "
                         f"{data.root} has {len(data.classes)} ({', '.join(data.classes)}): drop the flag "
@@ -59,39 +89,50 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    trainer = Trainer(config, data, device, run_dir, log)
-    trainer.prepare(started)
-    trainer.fit(on_epoch)
-    model, ck = calibrated_best(trainer)
-    test_metrics = report_test(trainer.config, model, ck, device, run_dir, log)
+    with clock("set-up"):  # the model, the precision probe, a budget's plan
+        trainer = Trainer(config, data, device, run_dir, log)
+        trainer.prepare(started)
+    with clock("epochs"):
+        trainer.fit(on_epoch)
+    clock.split_epochs(trainer.history[trainer.resumed_epochs:])  # a resumed run's earlier epochs are not its time
+    model, ck = calibrated_best(trainer, clock)
+    with clock("test report"):
+        test_metrics = report_test(trainer.config, model, ck, device, run_dir, log)
+    log(f"where the time went: {clock.summary()}")
     if main:
+        trainer.write_history(stage_seconds=clock.seconds)
         print(f"run folder: {run_dir}  (checkpoint: {trainer.best_path})")
     return {"run_dir": str(run_dir), "checkpoint": str(trainer.best_path), "history": trainer.history,
             "best_val": trainer.best, "parameters": trainer.parameters, "classes": data.classes,
-            "precision": trainer.precision, "provenance": trainer.provenance, "test_metrics": test_metrics}
+            "precision": trainer.precision, "provenance": trainer.provenance, "test_metrics": test_metrics,
+            "stage_seconds": clock.seconds}
 
 
-def calibrated_best(trainer):
+def calibrated_best(trainer, clock=None):
     """-> (model, checkpoint dict) of the best epoch, from memory on every rank, with the temperature (and
     threshold) fitted on validation and the outside-what-I-know statistics; rank 0 writes it over the run's
     checkpoint.pt."""
-    config = trainer.config
+    config, clock = trainer.config, clock or Stopwatch()
     ck = trainer.checkpoint(trainer.averaged, trainer.best_state)
     ck["epoch"] = trainer.best["epoch"]
     if config.calibrate or config.tune_threshold:
-        val_logits = trainer.best_val_logits  # unknown when the best epoch came before a --resume
-        if val_logits is None:
-            val_logits = run_model(model_from_checkpoint(ck, trainer.device), trainer.data.val_images,
-                                   device=trainer.device)
-        calibrate(ck, val_logits, trainer.data.val_labels, config, trainer.log)
+        with clock("calibration"):
+            val_logits = trainer.best_val_logits  # unknown when the best epoch came before a --resume
+            if val_logits is None:
+                val_logits = run_model(model_from_checkpoint(ck, trainer.device), trainer.data.val_images,
+                                       device=trainer.device)
+            calibrate(ck, val_logits, trainer.data.val_labels, config, trainer.log)
     model = model_from_checkpoint(ck, trainer.device)
     # the "outside what I know" score: fitted on training images, its cut on the validation part
-    ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.train_labels, trainer.data.val_images,
-                                trainer.data.val_labels, ck["config"], trainer.data.classes)
+    with clock("outside fit"):
+        ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.train_labels,
+                                    trainer.data.val_images, trainer.data.val_labels, ck["config"],
+                                    trainer.data.classes)
     trainer.log(f"outside-what-I-know cut {ck['outside']['threshold']:.3g} (the {ck['outside']['quantile']:.1%} "
                 f"quantile of {ck['outside']['heldout_images']} validation images)")
     if trainer.main:
-        save_checkpoint(ck, trainer.best_path)
+        with clock("checkpoints"):
+            save_checkpoint(ck, trainer.best_path)
     return model, ck
 
 

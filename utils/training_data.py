@@ -28,17 +28,18 @@ class TrainingData:
     val_masks: torch.Tensor = None    # the validation images' (synthetic edits included)
 
 
-def channel_stats(images: np.ndarray, chunk=8192):
-    """Per-channel mean and std of uint8 images (N, 3, H, W), on the 0..1 scale."""
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
+def channel_stats(images, chunk=8192):
+    """Per-channel mean and std of uint8 images (N, 3, H, W), on the 0..1 scale: from each channel's histogram
+    of the 256 levels (exact, and a chunk at a time, so a memory map is never read whole)."""
+    counts = torch.zeros(3, 256, dtype=torch.int64)
     for s in range(0, len(images), chunk):
-        x = np.asarray(images[s:s + chunk], dtype=np.float64) / 255.0
-        total += x.sum(axis=(0, 2, 3))
-        total_sq += (x * x).sum(axis=(0, 2, 3))
-    count = len(images) * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+        x = torch.as_tensor(np.asarray(images[s:s + chunk]))
+        for c in range(3):
+            counts[c] += torch.bincount(x[:, c].reshape(-1), minlength=256)
+    counts = counts.double().numpy()
+    levels = np.arange(256) / 255.0
+    mean = counts @ levels / counts.sum(1)
+    std = np.sqrt(np.maximum(counts @ levels ** 2 / counts.sum(1) - mean ** 2, 1e-12))
     return mean.tolist(), std.tolist()
 
 
@@ -52,7 +53,7 @@ def load_training_data(config, device, verbose) -> TrainingData:
     masks = edit_masks(folder)[0] if "EDITED" in folder.classes else None
     split = training_split(folder, config.val_fraction, config.seed, config.synthetic_edits,
                            kinds_from(config.edit_kinds), config.max_train_images, masks, config.robust,
-                           edit_classes_from(config.edit_classes))
+                           edit_classes_from(config.edit_classes), config.max_val_images)
     if len(split.val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
     # Gathered once into RAM: random access into the training part is then a plain tensor index.

@@ -12,7 +12,7 @@ quantile that lets `FALSE_ALARM` of them through. The edited validation images g
 import numpy as np
 import torch
 
-from data.degradations import robust_augment
+from data.degradations import opt_in_kinds, robust_augment
 from models import ImageClassifier, build_model
 from utils.checkpoint import model_from_checkpoint
 from utils.inference import checkpoint_split, run_with_map
@@ -57,7 +57,8 @@ def cut_images(localiser: dict):
     gen = torch.Generator().manual_seed(CUT_SEED)
     unedited = split.val_images[~edited]
     # in batches, as training drew them: one strength per batch and kind, many strengths over the whole
-    drawn = torch.cat([robust_augment(chunk, gen, robust) for _ in range(CUT_DRAWS)
+    extra = opt_in_kinds(localiser["config"].get("robust_extra"))
+    drawn = torch.cat([robust_augment(chunk, gen, robust, extra) for _ in range(CUT_DRAWS)
                        for chunk in unedited.split(CUT_BATCH)])
     return drawn, split.val_images[edited], split.val_masks[edited]
 
