@@ -187,8 +187,8 @@ def test_time_to_93_is_reported_per_seed_not_as_the_best_run():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     from time_to_accuracy import time_to
     chart = lambda *points: [{"seconds": s, "test_accuracy": a} for s, a in points]  # noqa: E731
-    runs = [{"name": f"fast-seed{k}", "run": "fast", "seed": k, "chart": c} for k, c in enumerate(
+    runs = [{"name": f"sprint-seed{k}", "run": "sprint", "seed": k, "chart": c} for k, c in enumerate(
         [chart((27, 0.94), (49, 0.95)), chart((25, 0.92), (47, 0.95)), chart((26, 0.90), (50, 0.949))])]
-    runs.append({"name": "best", "run": "best", "seed": 0, "chart": chart((10, 0.99))})  # not a fast seed
+    runs.append({"name": "best", "run": "best", "seed": 0, "chart": chart((10, 0.99))})  # not a sprint seed
     t = time_to(runs)
     assert t["per_seed"] == {0: 27, 1: 47, 2: 50} and t["mean"] == pytest.approx(41.3) and t["range"] == [27, 50]

@@ -4,8 +4,8 @@ ONNX and run by ONNX Runtime.
 ONNX Runtime fuses each convolution with its ReLU and picks blocked kernels for the CPU it finds; in fp32 it
 scores `model_2` 1.8x (native-bf16 CPU) to 2.6x (AVX2 only) as fast as the eager forward, `fullres_cnn` 1.3-1.5x
 and the shipped detectors 1.0-1.7x (bench/scoring.py prints the figures of the CPU at hand). The export costs
-0.1-0.3 s, so it is used only for sets of at least `ONNX_MIN_IMAGES` (a test report, validation, calibration),
-never for a handful of files. The verdicts are the same: both run in fp32, and differ in the last bits only.
+0.1-0.3 s (and the first in a process ~1 s more: the exporter imports `onnx`), so it is used only for sets of
+at least `ONNX_MIN_IMAGES` (a test report, validation, calibration), never for a handful of files. The verdicts are the same: both run in fp32, and differ in the last bits only.
 """
 import io
 import warnings
@@ -15,7 +15,7 @@ import torch
 
 ENGINES = ("auto", "eager", "onnxruntime")
 ONNX_MIN_IMAGES = 2048   # fewer images score faster eagerly than the export takes
-ONNX_BATCH = 512         # ONNX Runtime's CPU kernels keep their speed at large batches (eager's fall off)
+ONNX_BATCH = 256         # model_2 under ONNX Runtime: 3,490 images/s at 256, 2,820 at 512-1024 (AVX2, 2 cores)
 
 
 class _Exported(torch.nn.Module):
