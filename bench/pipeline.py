@@ -30,7 +30,7 @@ from models import ImageClassifier, build_model  # noqa: E402
 from utils.inference import run_model  # noqa: E402
 from utils.precision import cpu_line, describe_cpu  # noqa: E402
 from utils.config import make_config  # noqa: E402
-from utils.train_loop import make_optimizer  # noqa: E402
+from utils.optimization import make_optimizer  # noqa: E402
 
 def seed_loader(split_dir, train, subset=None, batch_size=64):
     tf = [transforms.ToTensor()]

@@ -29,7 +29,7 @@ from utils.config import make_config  # noqa: E402
 from utils.inference import run_model  # noqa: E402
 from utils.precision import cpu_autocast, cpu_has_native_bf16, cpu_line, describe_cpu  # noqa: E402
 from utils.shipping import detector_path  # noqa: E402
-from utils.train_loop import make_optimizer  # noqa: E402
+from utils.optimization import make_optimizer  # noqa: E402
 
 # name -> (network, classes, batch size of the recipe that trains it)
 TRAINED = {"model_2": ("model_2", 2, 64), "fullres_cnn": ("fullres_cnn", 2, 128),

@@ -19,7 +19,7 @@ from utils.checkpoint import load_checkpoint, load_classifier
 from utils.budget import epochs_for_budget, replan_epochs
 from utils.config import make_config
 from utils.precision import choose_precision
-from utils.train_loop import update_ema
+from utils.optimization import update_ema
 from utils.training_data import channel_stats
 from utils.training import train
 
