@@ -31,7 +31,7 @@ def _per_class_scores(cm):
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(called > 0, tp / called, 0.0)
         recall = np.where(support > 0, tp / support, 0.0)
-        f1 = np.where(2 * tp + (called - tp) + (support - tp) > 0, 2 * tp / (called + support), 0.0)
+        f1 = np.where(called + support > 0, 2 * tp / (called + support), 0.0)
     return precision, recall, f1, support
 
 
@@ -81,10 +81,10 @@ def classification_metrics(labels, probs, classes, threshold=None, predictions=N
     all_labels = list(range(n_classes))
     present = sorted(set(labels.tolist()))
     cm = confusion_matrix(labels, preds, n_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = {classes[c]: (float(cm[c, c] / cm[c].sum()) if cm[c].sum() else None) for c in all_labels}
     binary = n_classes == 2
     prec, rec, f1, support = _per_class_scores(cm)
+    # a class's accuracy is its recall; None for a class the set does not hold
+    per_class = {classes[c]: (float(rec[c]) if support[c] else None) for c in all_labels}
     # binary: the positive class's; more classes: the mean over the classes present (scikit-learn's macro)
     averaged = (lambda v: float(v[1])) if binary else (lambda v: float(np.mean(v[present])) if present else 0.0)
     out = {
