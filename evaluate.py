@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from data.images import RESIZE_MODES
 from models import TTA_MODES
 from utils import cli
 from utils.calibration import refit_temperature
@@ -38,12 +39,17 @@ def main(argv=None):
     p.add_argument("--tta", choices=TTA_MODES,
                    help="test-time augmentation instead of the checkpoint's own; the temperature is refitted for it "
                         "on the checkpoint's validation split (or the scores are said to be uncalibrated)")
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help="score the images at this size instead of the checkpoint's own (a network that pools "
+                        "globally takes any size)")
+    p.add_argument("--resize", choices=RESIZE_MODES, help="and bring them to it this way instead of the checkpoint's")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
     if args.validation and not args.robustness:
         p.error("--validation goes with --robustness")
     device = select_device(args.device)
     model, ck = load_classifier(args.checkpoint, device)
+    ck.update({k: v for k, v in (("image_size", args.image_size), ("resize", args.resize)) if v})  # the view scored
     if args.tta:
         model.tta = args.tta
         said = refit_temperature(model, ck, device)  # the checkpoint's temperature was fitted for its own views

@@ -10,6 +10,7 @@ import argparse
 
 from data import default_data_root, load_folder, prepare
 from data.degradations import TEST_COPIES, describe_copy
+from data.images import RESIZE_MODES
 from utils import cli
 
 
@@ -19,6 +20,10 @@ def main(argv=None):
     p.add_argument("--data-root", default=None, help="where splits go (default images/ in the repo, or $AIC_DATA_ROOT)")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="only unpack and derive; decode each split on first use instead")
+    p.add_argument("--image-size", type=int, default=32, metavar="N",
+                   help="build the caches for a run at this size (default %(default)s; train.py --image-size)")
+    p.add_argument("--resize", choices=RESIZE_MODES, default="shrink",
+                   help="and bring each image to it this way (crop: its own pixels; default %(default)s)")
     p.add_argument("--perturb", metavar="SPLIT", action="append", default=[],
                    help="also write perturbed copies of SPLIT for the robustness table (those of test always are): "
                         + ", ".join(f"SPLIT-{k} ({describe_copy(k)})" for k in TEST_COPIES) + "; repeatable")
@@ -28,7 +33,7 @@ def main(argv=None):
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:
         for split in splits:
-            load_folder(f"{root}/{split}")
+            load_folder(f"{root}/{split}", image_size=args.image_size, resize=args.resize)
     return 0
 
 

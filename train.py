@@ -8,6 +8,7 @@ NCCL on CUDA; --batch-size is per process; only rank 0 prints and writes the run
 """
 import argparse
 
+from data.images import RESIZE_MODES
 from models import MODELS, TTA_MODES
 from utils import cli, distributed
 from utils.config import RECIPES, TrainConfig, make_config
@@ -30,6 +31,12 @@ def parse_args(argv=None):
                    help="split or folder reported after training; default: the split paired with a shipped "
                         "training split (train* -> test, train-real-edited -> test-real-edited, ...), none for "
                         "other folders; 'none' to skip")
+    p.add_argument("--image-size", type=int, metavar="N",
+                   help=f"the side of the model's square view of an image (default {d.image_size}, CIFAKE's size)")
+    p.add_argument("--resize", choices=RESIZE_MODES,
+                   help="how an image of another size is brought to N: crop (the centred N x N of its own pixels, "
+                        "never resampled; an image smaller than N is skipped with the reason) or shrink (the centred "
+                        f"square resized, as CIFAKE's detectors do; default {d.resize})")
     p.add_argument("--epochs", type=int)
     p.add_argument("--budget-minutes", type=float, metavar="M",
                    help="train for as many epochs as fit M minutes of wall time on this machine (measured from a "

@@ -89,7 +89,7 @@ def main():
     model = ImageClassifier(build_model("model_2"), [0.5] * 3, [0.25] * 3)
     opt = make_optimizer(model, make_config(lr=2e-3), "cpu")
     loss_fn = nn.BCEWithLogitsLoss()
-    batches = Batches(small.images, small.labels, 128, shuffle=True, hflip=True)
+    batches = Batches(small.images[:], small.labels, 128, shuffle=True, hflip=True)  # in memory, as training holds it
     model.train()
     t0, n = time.perf_counter(), 0
     for x, y in batches:

@@ -80,7 +80,7 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
     if max_val_images and max_val_images < len(val_idx):
         rng = np.random.default_rng(seed + 2)
         val_idx = np.sort(rng.choice(val_idx, max_val_images, replace=False))
-    val_images = torch.from_numpy(np.ascontiguousarray(folder.images[val_idx]))
+    val_images = torch.from_numpy(folder.images[val_idx])
     val_labels = labels[val_idx]
     val_masks = (torch.from_numpy(np.asarray(masks)[val_idx]) if masks is not None
                  else torch.zeros(len(val_idx), *val_images.shape[2:], dtype=torch.bool))
@@ -112,7 +112,8 @@ class Batches:
                  crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
                  synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False,
                  edit_classes=("REAL",), robust_extra=()):
-        self.images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
+        # a tensor (in memory, or on the GPU), or a split on disk (data.rows.DiskRows) read a batch at a time
+        self.images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
@@ -152,7 +153,8 @@ class Batches:
         for idx in self.batch_indices(order):
             if self.shuffle:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
-            x = self.images[idx].to(self.device, non_blocking=True)
+            x = (self.images[idx] if isinstance(self.images, torch.Tensor) else
+                 torch.from_numpy(self.images[idx.numpy()])).to(self.device, non_blocking=True)
             y = self.labels[idx].to(self.device, non_blocking=True)
             m = None
             if self.with_masks:

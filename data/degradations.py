@@ -110,7 +110,9 @@ DEGRADATIONS = {
     "jpeg": Degradation("re-saved as JPEG quality {}", lambda x, s, g: jpeg(x, s), (50, 95), integer=True),
     # 16-22 px in training: sizes near 32 barely change an image, and 16-22 scored better than 16-28 on both
     # clean and resized validation images (docs/experiments.md)
-    "resize": Degradation("down to {0}x{0} and back up", lambda x, s, g: down_up(x, s), (16, 22), integer=True),
+    # (sizes of a 32 px image: a larger one goes down to the same share of its side)
+    "resize": Degradation("down to {0}x{0} and back up", lambda x, s, g: down_up(x, round(s * x.shape[-1] / 32)),
+                          (16, 22), integer=True),
     "blur": Degradation("Gaussian blur, sigma {}", lambda x, s, g: blur(x, s), (0.3, 1.0)),
     # a camera's sensor noise is no edit (the seed's salt-and-pepper is): trained, so it is not read as one
     "noise": Degradation("Gaussian noise, std {} levels", lambda x, s, g: noise(x, s, g), (1.0, 8.0)),

@@ -1,8 +1,13 @@
-"""Decoding one image file into the model's input: 32x32 RGB uint8, the same path for training and prediction.
+"""Decoding one image file into the model's input: size x size RGB uint8 (32 unless a run chose another), the
+same path for training and prediction.
 
 Handles what real folders contain: EXIF orientation, 16-bit and palette images, alpha, animations (first
-frame), other sizes (center square crop, then an antialiased resize), and refuses decompression bombs,
-truncated files and non-images with an `ImageError` whose message says what is wrong.
+frame), and refuses decompression bombs, truncated files and non-images with an `ImageError` whose message says
+what is wrong. An image of another size is brought to the run's size in one of two ways (`RESIZE_MODES`):
+- "shrink": the centred square, resized (antialiased). CIFAKE's 32 px detectors, and what they do to a photo;
+- "crop": the centred size x size crop at the image's own resolution, never resampled: the traces that tell a
+  generated or edited image apart (noise residuals, resampling and compression grids) live in those pixels.
+  An image smaller than the crop is refused, with its size in the message (padding would invent pixels).
 """
 import warnings
 from pathlib import Path
@@ -11,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SIZE = 32
+RESIZE_MODES = ("shrink", "crop")
 MAX_PIXELS = 64_000_000  # far above any photo; stops a decompression bomb before it is decoded
 MAX_FILE_BYTES = 50_000_000  # far above a phone photo (5-15 MB); a larger file is refused before it is read
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -79,8 +85,40 @@ def square_view(im: Image.Image, box=None, size: int = IMAGE_SIZE) -> np.ndarray
     return np.asarray(im, dtype=np.uint8)
 
 
-def load_image(path, size: int = IMAGE_SIZE):
-    """-> (uint8 array (size, size, 3), resized: bool): the centred square, resized to size x size. Raises
-    ImageError with the reason."""
+def crop_box(width, height, size) -> tuple:
+    """The box (left, top, right, bottom) of the centred size x size crop; an image smaller than that is an
+    ImageError."""
+    if width < size or height < size:
+        raise ImageError(f"is {width}x{height}, smaller than the {size}x{size} crop this run takes (a run at the "
+                         "images' own size never enlarges one; use a smaller --image-size or --resize shrink)")
+    left, top = (width - size) // 2, (height - size) // 2
+    return left, top, left + size, top + size
+
+
+def model_view(im: Image.Image, size: int = IMAGE_SIZE, resize: str = "shrink") -> np.ndarray:
+    """The model's view of a whole RGB image: uint8 (size, size, 3), by `resize` (see RESIZE_MODES)."""
+    if resize == "crop":
+        return np.asarray(im.crop(crop_box(*im.size, size)), dtype=np.uint8)
+    if resize != "shrink":
+        raise ValueError(f"unknown resize mode {resize!r}; use one of {', '.join(RESIZE_MODES)}")
+    return square_view(im, size=size)
+
+
+def load_image(path, size: int = IMAGE_SIZE, resize: str = "shrink"):
+    """-> (uint8 array (size, size, 3), resized: whether the file was another size). Raises ImageError with the
+    reason."""
     im = open_rgb(path)
-    return square_view(im, size=size), im.size != (size, size)
+    return model_view(im, size, resize), im.size != (size, size)
+
+
+def tile_boxes(width, height, size, overlap=0.25) -> list:
+    """Boxes (left, top, right, bottom) of size x size tiles covering a whole image, neighbours overlapping by
+    about `overlap` of a tile (the last row and column are moved in to end at the image's edge, so every pixel
+    is covered and no tile pads). An image smaller than a tile is an ImageError (see crop_box)."""
+    crop_box(width, height, size)
+    step = max(1, int(size * (1 - overlap)))
+
+    def starts(extent):
+        n = -(-(extent - size) // step) + 1  # tiles to reach the far edge
+        return sorted({min(i * step, extent - size) for i in range(n)})
+    return [(x, y, x + size, y + size) for y in starts(height) for x in starts(width)]

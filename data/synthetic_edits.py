@@ -27,7 +27,10 @@ def _uniform(n, lo, hi, gen):
 
 
 def _regions(n, size, lo, hi, gen):
-    """Per image a rectangle: (x, y, w, h) tensors, sides drawn from lo..hi pixels."""
+    """Per image a rectangle: (x, y, w, h) tensors, sides drawn from lo..hi pixels of a 32 px image, as large a
+    share of a larger one (the same draws at 32 px)."""
+    if size != 32:
+        lo, hi = max(1, round(lo * size / 32)), min(size, round(hi * size / 32))
     w = torch.randint(lo, hi + 1, (n,), generator=gen)
     h = torch.randint(lo, hi + 1, (n,), generator=gen)
     x = (torch.rand(n, generator=gen) * (size - w + 1)).long()

@@ -43,6 +43,10 @@ MODELS = {
     "edit_map": EditMapNet,
     "edit_map_srm": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm"),
     "edit_map_bayar": lambda num_outputs=1: EditMapNet(num_outputs, residual="bayar"),
+    # a quarter of edit_map_srm's widths: a localiser for images at their own size, where every pixel is
+    # computed at full resolution (a 12 MP photo is 12 million of them)
+    "edit_map_lite": lambda num_outputs=1: EditMapNet(num_outputs, widths=(8, 16, 32, 64), decoder_width=8,
+                                                      residual="srm"),
     # the SRM one whose decoder also sees each region's deviation from the rest of its image (a local anomaly)
     "edit_map_srm_anomaly": lambda num_outputs=1: EditMapNet(num_outputs, residual="srm", anomaly=True),
     # the default detector: P(FAKE) from the robust real-vs-fake network, EDITED from a separate localiser's map

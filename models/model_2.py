@@ -1,9 +1,10 @@
 """model_2: the seed's FakeNet2, layer for layer (1,454,081 parameters).
 
 Three conv blocks (conv 3x3 -> ReLU -> BatchNorm -> max-pool; the third block has no pool, as in the seed),
-then an MLP head. The seed ended in a Sigmoid; here forward returns logits and the probability is taken in
+then an MLP head; at another image size than 32, the last map is pooled to the 4x4 the head was built for. The seed ended in a Sigmoid; here forward returns logits and the probability is taken in
 one place (`models.probabilities`), so BCE-with-logits can be used for numerical stability.
 """
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,4 +24,7 @@ class FakeNet2(nn.Module):
         )
 
     def forward(self, x):
-        return self.head(self.features(x))
+        x = self.features(x)
+        if x.shape[-2:] != (4, 4):  # a larger image: its map average-pooled to the 4x4 the head flattens
+            x = F.adaptive_avg_pool2d(x, 4)  # (not a layer: at 32 px the seed's network, and its export, unchanged)
+        return self.head(x)

@@ -30,7 +30,7 @@ def test_changed_folder_rebuilds(tiny_split):
     write_split(tiny_split, {"REAL": 50}, seed=9)  # two more REAL files (and the first 48 rewritten)
     again = load_folder(tiny_split, verbose=False)
     assert again.built and again.found == 98 and (again.labels == 0).sum() == 50
-    assert len(list(default_cache_dir().glob("*.npy"))) == 1  # the stale array is gone
+    assert len(list(default_cache_dir().glob("*.u8"))) == 1  # the stale array is gone
 
 
 def test_changed_decoding_code_rebuilds(tiny_split, monkeypatch):
@@ -80,7 +80,7 @@ def test_folder_without_class_folders_is_a_clear_error(tmp_path):
 
 def test_damaged_cache_is_rebuilt(tiny_split):
     load_folder(tiny_split, verbose=False)
-    [array] = default_cache_dir().glob("*.npy")
+    [array] = default_cache_dir().glob("*.u8")
     array.write_bytes(b"garbage")
     c = load_folder(tiny_split, verbose=False)
     assert c.built and c.images.shape[0] == 96

@@ -30,7 +30,7 @@ def test_onnx_matches_pytorch_on_the_test_images(trained_run, exported):
     test = load_folder(trained_run["test_dir"])
     expected = probabilities(run_model(model, test.images))
     onnx_model = OnnxClassifier(exported)
-    for images in (test.images, test.images.astype(np.float32) / 255):  # uint8, or 0..1 floats
+    for images in (test.images[:], test.images[:].astype(np.float32) / 255):  # uint8, or 0..1 floats
         probs, labels = onnx_model.score(images)
         assert probs.shape == (len(test.labels), 2)
         assert np.abs(probs - expected.numpy()).max() <= 1e-4
@@ -45,7 +45,7 @@ def test_temperature_and_tta_are_inside_the_graph(trained_run, tmp_path):
     model.temperature.fill_(5.0)
     model.tta = "flip-shift"
     export_onnx((model, {**ck, "temperature": 5.0}), tmp_path / "hot.onnx")
-    images = load_folder(trained_run["test_dir"]).images
+    images = load_folder(trained_run["test_dir"]).images[:]
     with torch.no_grad():
         expected = probabilities(model(torch.from_numpy(images))).numpy()
     hot = OnnxClassifier(tmp_path / "hot.onnx")

@@ -19,15 +19,21 @@ class CheckpointError(UserError):
 
 
 def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch,
-                    provenance=None) -> dict:
+                    provenance=None, resize="shrink") -> dict:
     return {
         "format": FORMAT, "version": VERSION, "model_name": model_name, "classes": list(classes),
-        "positive_class": classes[1] if len(classes) == 2 else None, "image_size": image_size,
+        "positive_class": classes[1] if len(classes) == 2 else None, "image_size": image_size, "resize": resize,
         "normalization": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": config, "val_metrics": val_metrics, "epoch": epoch,
         "temperature": float(model.temperature), "tta": model.tta, "provenance": provenance,
     }
+
+
+def image_view(ck: dict) -> tuple:
+    """-> (image size, resize mode) a checkpoint's model sees images at (data/images.py); checkpoints from before
+    the resize mode shrank every image to 32x32."""
+    return int(ck.get("image_size") or 32), ck.get("resize") or "shrink"
 
 
 def save_checkpoint(checkpoint: dict, path):

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from data.degradations import opt_in_kinds
+from data.images import RESIZE_MODES
 from data.synthetic_edits import KINDS as EDIT_KINDS, edit_classes_from, kinds_from
 
 
@@ -43,6 +44,8 @@ class TrainConfig:
     device: str = "auto"
     out: str = None                # run folder; default runs/<model>-<train split>-<time>
     resume: bool = False
+    image_size: int = 32           # the side of the model's square view (data/images.py)
+    resize: str = "shrink"         # how an image of another size gets there: shrink (CIFAKE's) | crop (its own pixels)
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
     max_val_images: int = 0        # 0: all; else a seeded subset of the validation part (sized to what it decides)
     outside_fit_images: int = 20000  # training images the outside-what-I-know score is fitted on (utils.outside)
@@ -112,5 +115,9 @@ def make_config(recipe="default", **overrides) -> TrainConfig:
     kinds_from(config.edit_kinds)  # a misspelt kind fails here, not an epoch into the run
     edit_classes_from(config.edit_classes)
     opt_in_kinds(config.robust_extra)
+    if config.resize not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {config.resize!r}; use one of {', '.join(RESIZE_MODES)}")
+    if config.image_size < 8:
+        raise ValueError(f"image size {config.image_size}: too small for any model here (at least 8 pixels)")
     return config
 

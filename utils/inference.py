@@ -11,10 +11,11 @@ from data.batches import training_split
 from data.derived import edit_kinds, edit_masks, edit_regions
 from data.degradations import TEST_COPIES, degrade_copy, describe_copy, jpeg
 from data.perturbed import SEED as PERTURBATION_SEED, perturbed_name
+from data.rows import DiskRows
 from data.synthetic_edits import edit_classes_from, kinds_from
 from models import decide, probabilities
 from utils import distributed
-from utils.checkpoint import load_classifier
+from utils.checkpoint import image_view, load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.outside import outside_scores
 from utils.prediction import is_uncertain, predict_files, verdict_indices
@@ -61,16 +62,19 @@ def run_model(model, images, batch_size=None, device="cpu", with_map=False, engi
     Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
     model.eval()
     device = torch.device(device)
-    images = torch.as_tensor(np.asarray(images)) if isinstance(images, np.ndarray) else images
-    images = images[distributed.shard(len(images))]
+    images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
+    images = images.subset(distributed.shard(len(images))) if isinstance(images, DiskRows) \
+        else images[distributed.shard(len(images))]
     forward = (lambda x: model(x, with_map=True)) if with_map else model
-    if scoring_engine(model, device, len(images), engine) == "onnxruntime":
+    per_32px = max(1, images.shape[2] * images.shape[3] // 1024) if len(images) else 1  # a larger image: 32 px ones
+    if scoring_engine(model, device, len(images) * per_32px, engine) == "onnxruntime":
         exported = onnx_runner(model, with_map, images)  # None: it does not export, so eager it is
-        forward, batch_size = (exported, batch_size or ONNX_BATCH) if exported else (forward, batch_size)
-    batch_size = batch_size or eval_batch_size(device)
+        forward, batch_size = (exported, batch_size or max(1, ONNX_BATCH // per_32px)) if exported \
+            else (forward, batch_size)
+    batch_size = batch_size or max(1, eval_batch_size(device) // per_32px)  # the same pixels a batch at any size
     out, maps = [torch.empty(0, 1)], [torch.empty(0, *images.shape[2:])]  # for no images; dropped beside real ones
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
+        x = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)  # a cache: read now
         if with_map:
             logits, edit_map = forward(x)
             maps.append(torch.sigmoid(edit_map.float()).squeeze(1).cpu())
@@ -120,8 +124,9 @@ def predict_folder(checkpoint, test_path="test", batch_size=None, device="auto",
     """
     device = select_device(device)
     checkpoint = _classifier(checkpoint, device)
-    folder = load_folder(resolve_split(test_path), verbose=verbose)
-    images = folder.images if jpeg_quality is None else jpeg(torch.as_tensor(folder.images), jpeg_quality)
+    size, resize = image_view(checkpoint[1])  # the images as the model was trained to see them
+    folder = load_folder(resolve_split(test_path), verbose=verbose, image_size=size, resize=resize)
+    images = folder.images if jpeg_quality is None else jpeg(torch.from_numpy(folder.images[:]), jpeg_quality)
     start = time.perf_counter()
     scored = score_images(checkpoint, images, batch_size, device)
     labels = map_labels(folder.classes, scored["classes"], folder.root)[folder.labels]
@@ -240,7 +245,8 @@ def validation_robustness(checkpoint, batch_size=None, device="auto") -> list:
 def checkpoint_split(ck):
     """-> (folder, Split) that the checkpoint's run trained and validated on (utils.training's definition)."""
     config = ck["config"]
-    folder = load_folder(resolve_split(config["train_path"]), verbose=False)
+    size, resize = image_view(ck)
+    folder = load_folder(resolve_split(config["train_path"]), verbose=False, image_size=size, resize=resize)
     return folder, training_split(folder, config["val_fraction"], config["seed"], config.get("synthetic_edits", 0.0),
                                   kinds_from(config.get("edit_kinds")),
                                   config.get("max_train_images", 0), robust=config.get("robust", 0.0),
@@ -289,6 +295,7 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
     stats = ck.get("outside")
     outside = (lambda images: (outside_scores(model, stats, torch.from_numpy(images)), stats["threshold"])) \
         if stats else None
+    size, resize = image_view(ck)
     yield from predict_files(score, ck["classes"], paths, progress=progress, threshold=ck.get("threshold"),
                              masks_dir=masks_dir, keep_arrays=keep_arrays, outside=outside,
-                             edit_rule=ck.get("edit_rule"))
+                             edit_rule=ck.get("edit_rule"), image_size=size, resize=resize)

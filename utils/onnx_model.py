@@ -17,8 +17,12 @@ import numpy as np
 from utils.cli import UserError
 from utils.prediction import predict_files
 
-INPUT_CONVENTION = ("float32 NCHW RGB 32x32 in 0..1 (uint8 pixels / 255); resize larger images with "
-                    "antialiasing after a center crop to square, as data/images.py does")
+INPUT_CONVENTIONS = {  # by the checkpoint's resize mode (data/images.py)
+    "shrink": ("float32 NCHW RGB {s}x{s} in 0..1 (uint8 pixels / 255); resize larger images with antialiasing "
+               "after a center crop to square, as data/images.py does"),
+    "crop": ("float32 NCHW RGB {s}x{s} in 0..1 (uint8 pixels / 255): tiles of the image at its own resolution, "
+             "never resized; pool them as utils/prediction.py does (mean probabilities, largest edit score)"),
+}
 
 
 class OnnxModelError(UserError):
@@ -31,7 +35,7 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
     import torch
 
     from models import decide, probabilities
-    from utils.checkpoint import load_classifier
+    from utils.checkpoint import image_view, load_classifier
 
     model, ck = load_classifier(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     model = copy.deepcopy(model).cpu().eval()  # the exporter's trace must not touch the caller's model
@@ -52,8 +56,10 @@ def export_onnx(checkpoint, out, opset=18) -> dict:
             probs = probabilities(logits)
             return probs, decide(probs, threshold), torch.sigmoid(edit_map.float()).squeeze(1)
 
+    size, resize = image_view(ck)
     metadata = {"classes": json.dumps(ck["classes"]), "positive_class": str(ck.get("positive_class")),
-                "input": INPUT_CONVENTION, "model_name": ck["model_name"],
+                "input": INPUT_CONVENTIONS[resize].format(s=size), "image_size": str(size), "resize": resize,
+                "model_name": ck["model_name"],
                 "temperature": str(ck.get("temperature", 1.0)), "threshold": str(threshold),
                 "tta": model.tta,  # views averaged inside the graph (flip-shift: 6 passes an image)
                 "producer": "ai-image-classifier export.py"}
@@ -117,7 +123,8 @@ class OnnxClassifier:
         threshold = self.metadata.get("threshold")
         yield from predict_files(self.score, self.classes, paths, batch_size, progress,
                                  None if threshold in (None, "None") else float(threshold), masks_dir,
-                                 edit_rule=self.edit_rule)
+                                 edit_rule=self.edit_rule, image_size=int(self.metadata.get("image_size", 32)),
+                                 resize=self.metadata.get("resize", "shrink"))
 
     @property
     def edit_rule(self):

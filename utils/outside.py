@@ -26,6 +26,7 @@ from data.synthetic_edits import edit_classes_from, kinds_from
 
 OUTSIDE_QUANTILE = 0.975
 FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample; a run may ask for fewer)
+FIT_BYTES = 256 * 2 ** 20  # and at most this much of them: 20,000 at 32 px, 1,365 crops of 256 px
 RIDGE = 1e-2        # added to the covariance's diagonal, times its mean variance: keeps it invertible
 FIT_VIEW = "training batches"  # what the Gaussians are fitted on; statistics fitted otherwise are refitted by ship()
 
@@ -157,7 +158,8 @@ def fit_for_run(model, images, labels, val_images, val_labels, config: dict, cla
     `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
-    idx = np.sort(np.random.default_rng(seed).permutation(pool)[:config.get("outside_fit_images", FIT_IMAGES)])
+    most = min(config.get("outside_fit_images", FIT_IMAGES), FIT_BYTES // max(1, images[0].nbytes))
+    idx = np.sort(np.random.default_rng(seed).permutation(pool)[:most])
     fit = training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
     return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}

@@ -13,7 +13,6 @@ import torch
 from tqdm import tqdm
 
 from data import Batches, DataError
-from data.images import IMAGE_SIZE
 from data.degradations import opt_in_kinds
 from data.synthetic_edits import edit_classes_from, kinds_from
 from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
@@ -98,7 +97,7 @@ class Trainer:
     def prepare(self, started):
         """Precision, then the epoch plan of a budgeted run, the schedule, and a resumed run's state."""
         config, data = self.config, self.data
-        probe = (data.train_images[:config.batch_size].to(self.device),
+        probe = (torch.as_tensor(data.train_images[:config.batch_size]).to(self.device),
                  torch.as_tensor(data.train_labels[:config.batch_size]).to(self.device))
         # a resumed run keeps its precision: measuring again on a busier CPU could pick the other one
         recorded = self._recorded_precision() if config.resume and config.precision == "auto" else None
@@ -259,8 +258,9 @@ class Trainer:
 
     def checkpoint(self, model, state_dict=None) -> dict:
         """The checkpoint dict of `model` (with `state_dict` loaded, if given) at the current epoch."""
-        ck = make_checkpoint(model, self.config.model, self.data.classes, IMAGE_SIZE, dataclasses.asdict(self.config),
-                             self.best, self.epoch, self.provenance)
+        ck = make_checkpoint(model, self.config.model, self.data.classes, self.config.image_size,
+                             dataclasses.asdict(self.config), self.best, self.epoch, self.provenance,
+                             self.config.resize)
         if state_dict is not None:
             ck["state_dict"] = state_dict
         return ck

@@ -150,7 +150,7 @@ def report_test(config, model, ck, device, run_dir, log):
     try:
         with distributed.main_first():  # rank 0 builds the cache, the others memory-map it
             test_dir = resolve_split(test_path)
-            load_folder(test_dir, verbose=False)
+            load_folder(test_dir, verbose=False, image_size=config.image_size, resize=config.resize)
     except DataError as e:
         log(f"no test report: {e}")
         return None

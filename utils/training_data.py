@@ -1,5 +1,6 @@
-"""The data a training run sees: the training part of a folder (gathered into RAM, or onto the GPU) and its
-seeded validation part, with the per-channel statistics the model normalises by."""
+"""The data a training run sees: the training part of a folder (gathered into RAM or onto the GPU, or read from
+the cache a batch at a time when it is larger than IN_MEMORY_BYTES) and its seeded validation part, with the
+per-channel statistics the model normalises by."""
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import torch
 
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
+from data.rows import DiskRows
 from data.derived import edit_masks
 from data.synthetic_edits import edit_classes_from, kinds_from
 from utils import distributed
@@ -15,10 +17,10 @@ from utils import distributed
 
 @dataclass
 class TrainingData:
-    """The training part (in RAM, or on the GPU) and the seeded validation part of a training folder."""
+    """The training part (in RAM, on the GPU or on disk) and the seeded validation part of a training folder."""
     root: Path
     classes: list
-    train_images: torch.Tensor
+    train_images: torch.Tensor  # or data.rows.DiskRows: a split larger than IN_MEMORY_BYTES
     train_labels: np.ndarray
     val_images: torch.Tensor
     val_labels: np.ndarray
@@ -28,10 +30,14 @@ class TrainingData:
     val_masks: torch.Tensor = None    # the validation images' (synthetic edits included)
 
 
-def channel_stats(images, chunk=8192):
+IN_MEMORY_BYTES = 2 * 2 ** 30  # a training part larger than this (26,000 images at 160 px) stays on disk
+
+
+def channel_stats(images, chunk_bytes=32 * 2 ** 20):
     """Per-channel mean and std of uint8 images (N, 3, H, W), on the 0..1 scale: from each channel's histogram
-    of the 256 levels (exact, and a chunk at a time, so a memory map is never read whole)."""
+    of the 256 levels (exact, and a chunk at a time, so a split on disk is never read whole)."""
     counts = torch.zeros(3, 256, dtype=torch.int64)
+    chunk = max(1, chunk_bytes // max(1, int(np.prod(images.shape[1:]))))
     for s in range(0, len(images), chunk):
         x = torch.as_tensor(np.asarray(images[s:s + chunk]))
         for c in range(3):
@@ -45,7 +51,8 @@ def channel_stats(images, chunk=8192):
 
 def load_training_data(config, device, verbose) -> TrainingData:
     with distributed.main_first():  # rank 0 builds the cache, the others memory-map it
-        folder = load_folder(resolve_split(config.train_path), verbose=verbose)
+        folder = load_folder(resolve_split(config.train_path), verbose=verbose, image_size=config.image_size,
+                             resize=config.resize)
     if len(folder.classes) < 2 and not config.synthetic_edits:
         raise DataError(f"{folder.root}: training needs at least two class folders, found {folder.classes}")
     if config.synthetic_edits and "REAL" not in folder.classes:
@@ -56,11 +63,14 @@ def load_training_data(config, device, verbose) -> TrainingData:
                            edit_classes_from(config.edit_classes), config.max_val_images)
     if len(split.val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
-    # Gathered once into RAM: random access into the training part is then a plain tensor index.
-    train_images = torch.from_numpy(np.ascontiguousarray(folder.images[split.train_idx]))
+    # Gathered once into RAM when it fits: random access into the training part is then a plain tensor index
+    train_images = folder.images.subset(split.train_idx)
+    if train_images.nbytes <= IN_MEMORY_BYTES:
+        train_images = torch.from_numpy(train_images[:])
     train_masks = None if masks is None else torch.from_numpy(masks[split.train_idx])
-    mean, std = channel_stats(train_images.numpy())
-    if device.type == "cuda":  # once: every batch is then gathered and augmented on the GPU, no host copies
+    mean, std = channel_stats(train_images)
+    if device.type == "cuda" and not isinstance(train_images, DiskRows):  # every batch is then gathered and
+        # augmented on the GPU, no host copies
         train_images = train_images.to(device)
         train_masks = None if train_masks is None else train_masks.to(device)
     return TrainingData(folder.root, split.classes, train_images, split.train_labels, split.val_images,

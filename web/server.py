@@ -15,7 +15,7 @@ import numpy as np
 from flask import Flask, render_template, request
 
 from data.images import MAX_FILE_BYTES
-from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_classifier
+from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, image_view, load_classifier
 from utils.gradcam import gradcam
 from utils.inference import predict, select_device
 from utils.prediction import UNCERTAIN_BELOW
@@ -61,7 +61,8 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
     the pictures (the view, Grad-CAM, and the edit map when EDITED is likely), or the file's `error`."""
     model, ck = classifier
     results = list(predict(classifier, [path for _, path in uploads], device=device, keep_arrays=True))
-    read = [r for r in results if "label" in r]
+    # Grad-CAM explains a model's view; a tiled image (a model at its images' own size) shows its stitched map
+    read = [r for r in results if "label" in r and "tiles" not in r]
     heat = iter(gradcam(model, np.stack([r["view"] for r in read]).transpose(0, 3, 1, 2))[0] if read else [])
     cards = []
     for (name, _), r in zip(uploads, results):
@@ -79,7 +80,9 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
                       "outside": r.get("outside"), "rows": rows,
                       "explains": ("FAKE" if r["p_fake"] >= 0.5 else "REAL") if two_part else r["label"],
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
-                      "view": png_uri(r["view"]), "gradcam": png_uri(heat_overlay(r["view"], next(heat))),
+                      "tiles": r.get("tiles"), "image_size": r.get("image_size"), "side": image_view(ck)[0],
+                      "view": png_uri(r["view"]),
+                      "gradcam": None if "tiles" in r else png_uri(heat_overlay(r["view"], next(heat))),
                       "edit_map": png_uri(map_overlay(r["view"], r["edit_map"])) if show_map else None})
     return cards
 
