@@ -1,7 +1,8 @@
 """Model registry, the input wrapper, and the one place where logits become probabilities.
 
-Every network takes normalised float images (N, 3, 32, 32) and returns logits: one logit for two classes
-(the probability of the positive class, BCE-with-logits) or one per class for more (softmax cross-entropy).
+Every network takes normalised float images (N, 3, S, S), S = 32 unless a run chose another, and returns logits:
+one logit for two classes (the probability of the positive class, BCE-with-logits) or one per class for more
+(softmax cross-entropy).
 `ImageClassifier` wraps a network with the normalisation so that callers feed raw uint8 images and the
 normalisation lives in exactly one place (and travels with the weights in the checkpoint).
 """

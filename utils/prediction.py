@@ -83,7 +83,8 @@ def write_mask(prob_map, out: Path):
     """An (H, W) edit map in 0..1 as a greyscale PNG (0-255 = the probability that the pixel was edited)."""
     from PIL import Image
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(np.asarray(prob_map), 0, 1) * 255 + 0.5).astype(np.uint8), mode="L").save(out)
+    Image.fromarray((np.clip(np.asarray(prob_map), 0, 1) * 255 + 0.5).astype(np.uint8), mode="L").save(
+        out, compress_level=1)  # a 12 MP map: 0.1 s, where the default level takes 0.45
 
 
 def expand_paths(paths):
@@ -132,11 +133,12 @@ def file_views(path, image_size=IMAGE_SIZE, resize="shrink"):
 
 def stitch(tile_maps, boxes, width, height) -> np.ndarray:
     """(T, S, S) maps of tiles at `boxes` -> one (height, width) map of the image, overlaps averaged."""
-    total, count = np.zeros((height, width), np.float32), np.zeros((height, width), np.float32)
+    total, count = np.zeros((height, width), np.float32), np.zeros((height, width), np.uint8)
     for m, (left, top, right, bottom) in zip(tile_maps, boxes):
         total[top:bottom, left:right] += m
         count[top:bottom, left:right] += 1
-    return total / np.maximum(count, 1)
+    total /= np.maximum(count, 1)  # in place: a 12 MP map is 48 MB
+    return total
 
 
 def _decide(probs, threshold=None) -> int:
