@@ -144,9 +144,10 @@ def memory_part(args) -> dict:
         rows[idx]
     read_rate = 20 * 64 / (time.perf_counter() - t)
     # the same pixels a batch at both sizes: 8 crops of 256 px (64 spill the CPU's caches: a third slower a pixel)
-    native = in_child(str(split), 256, "crop", args.steps, 500, 8)
-    native_in_memory = in_child(str(split), 256, "crop", args.steps, 500, 8, 8000)  # 1.6 GB: gathered into RAM
-    baseline = in_child("train", 32, "shrink", args.steps, 2000, 512)
+    batch = args.batch_256
+    native = in_child(str(split), 256, "crop", args.steps, 500, batch)
+    native_in_memory = in_child(str(split), 256, "crop", args.steps, 500, batch, 8000)  # 1.6 GB: gathered into RAM
+    baseline = in_child("train", 32, "shrink", args.steps, 2000, batch * 64)
     return {"split": str(split), "cache_seconds": round(cache_s, 1), "cache_built_now": folder.built,
             "cache_read_images_per_s": round(read_rate), "decode_images_per_s_per_core": round(decode_rate(split)),
             "native": native, "native_in_memory": native_in_memory, "baseline_32px_in_memory": baseline,
@@ -156,8 +157,11 @@ def memory_part(args) -> dict:
 
 def predict_part(args) -> dict:
     import torch
+    import utils.prediction
     from models import ImageClassifier, build_model
     from utils.checkpoint import make_checkpoint, save_checkpoint
+    if args.overlap is not None:
+        utils.prediction.TILE_OVERLAP = args.overlap
     from utils.inference import predict
     source = max(photos(), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
     photo = WORK / "photo-12mp.jpg"
@@ -173,6 +177,7 @@ def predict_part(args) -> dict:
         [verdict] = predict(WORK / "untrained-256.pt", [photo], device="cpu", masks_dir=WORK / "masks")
         times.append(time.perf_counter() - t)
     return {"photo": f"{source.name} enlarged to 4000x3000", "model": args.model, "tiles": verdict["tiles"],
+            "overlap": utils.prediction.TILE_OVERLAP,
             "seconds": [round(t, 2) for t in times], "best_seconds": round(min(times), 2),
             "mask_size": list(Image.open(verdict["mask"]).size), "threads": torch.get_num_threads()}
 
@@ -184,6 +189,8 @@ def main():
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--model", default="edit_map_lite")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--overlap", type=float, help="tiles' overlap instead of utils.prediction.TILE_OVERLAP")
+    p.add_argument("--batch-256", type=int, default=8, help="crops of 256 px a training batch (32 px: 64 times as many)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

@@ -27,7 +27,7 @@ import numpy as np
 import PIL
 
 from . import images as decoding
-from .folders import code_fingerprint
+from .folders import code_fingerprint, read_manifest
 from .images import IMAGE_SIZE, RESIZE_MODES, ImageError, load_image
 from .rows import DiskRows
 from .sources import DataError, order_classes
@@ -56,6 +56,11 @@ class CachedFolder:
     built: bool = False  # True when this call decoded the folder, False when it reused the cache
     image_size: int = IMAGE_SIZE
     resize: str = "shrink"
+
+    @functools.cached_property
+    def manifest(self) -> dict:
+        """The split's manifest.json (data.folders), read once: which image was edited how, from which photo."""
+        return read_manifest(self.root)
 
     @property
     def decoded(self) -> int:

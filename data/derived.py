@@ -29,7 +29,7 @@ from PIL import Image
 from . import edit_families, edits, synthetic_edits
 from .degradations import CIFAKE_JPEG_QUALITY  # edited test images are saved with it, as every shipped file is
 from .images import ImageError, load_image
-from .folders import code_fingerprint, is_fresh, read_manifest, staged_folder, write_manifest
+from .folders import code_fingerprint, is_fresh, staged_folder, write_manifest
 from .sources import default_data_root
 
 EDITED_PER_SET = 1500
@@ -187,7 +187,7 @@ def _build_from_train(root: Path, fingerprint, log) -> list:
 def edit_regions(folder) -> list:
     """Per image of a CachedFolder: the [x, y, w, h] of its first local edit from the split's manifest.json,
     or None (no manifest, not an edited image, or an edit over the whole image)."""
-    manifest = read_manifest(folder.root).get("images", {})
+    manifest = folder.manifest.get("images", {})
     size = folder.images.shape[-1]
     out = []
     for rel in folder.files:
@@ -200,7 +200,7 @@ def edit_regions(folder) -> list:
 def edit_kinds(folder) -> list:
     """Per image of a CachedFolder: the kind of its first edit from the split's manifest.json (salt_and_pepper,
     blur_patch, ...), or None (no manifest, or not an edited image)."""
-    manifest = read_manifest(folder.root).get("images", {})
+    manifest = folder.manifest.get("images", {})
     return [(manifest.get(Path(rel).as_posix(), {}).get("edits") or [{}])[0].get("edit") for rel in folder.files]
 
 
@@ -211,7 +211,7 @@ def edit_masks(folder):
     same-named photo in train/REAL beside the split. `known` is False for an EDITED image whose source is
     missing or unreadable."""
     data_root = Path(folder.root).parent
-    manifest = read_manifest(folder.root).get("images", {})
+    manifest = folder.manifest.get("images", {})
     n, _, h, w = folder.images.shape
     masks, known = np.zeros((n, h, w), bool), np.ones(n, bool)
     if "EDITED" not in folder.classes:
@@ -220,7 +220,7 @@ def edit_masks(folder):
         rel = Path(folder.files[i]).as_posix()
         source = manifest.get(rel, {}).get("source") or f"train/REAL/{Path(rel).name}"
         try:
-            array, _ = load_image(data_root / source)
+            array, _ = load_image(data_root / source, folder.image_size, folder.resize)  # seen as the split is
         except ImageError:
             known[i] = False
             continue

@@ -111,10 +111,9 @@ def load_image(path, size: int = IMAGE_SIZE, resize: str = "shrink"):
     return model_view(im, size, resize), im.size != (size, size)
 
 
-def tile_boxes(width, height, size, overlap=0.125) -> list:
+def tile_boxes(width, height, size, overlap) -> list:
     """Boxes (left, top, right, bottom) of size x size tiles covering a whole image, neighbours overlapping by
-    about `overlap` of a tile (an eighth: 32 px at 256, so no pixel of the stitched map comes only from a
-    tile's zero-padded border, for 1.3x the tiles of no overlap) (the last row and column are moved in to end at the image's edge, so every pixel
+    about `overlap` of a tile (the last row and column are moved in to end at the image's edge, so every pixel
     is covered and no tile pads). An image smaller than a tile is an ImageError (see crop_box)."""
     crop_box(width, height, size)
     step = max(1, int(size * (1 - overlap)))

@@ -46,7 +46,7 @@ def test_crop_takes_the_centred_pixels_unresampled_and_refuses_a_smaller_image(t
 
 @pytest.mark.parametrize("width,height", [(100, 64), (64, 64), (257, 130), (1000, 333)])
 def test_tiles_cover_every_pixel_inside_the_image(width, height):
-    boxes = tile_boxes(width, height, 64)
+    boxes = tile_boxes(width, height, 64, 0.125)
     covered = np.zeros((height, width), bool)
     for left, top, right, bottom in boxes:
         assert right - left == 64 and bottom - top == 64 and left >= 0 and top >= 0
@@ -118,8 +118,19 @@ def test_a_crop_run_records_its_view_and_every_reader_uses_it(crop_run):
     assert metrics["n"] == 24 and metrics["accuracy"] >= 0.8  # the checkerboard is in every crop
 
 
+def test_evaluate_reads_a_splits_manifest_once(crop_run, monkeypatch):
+    import data.cache
+    from utils.inference import evaluate
+    reads = []
+    real = data.cache.read_manifest
+    monkeypatch.setattr(data.cache, "read_manifest", lambda root: reads.append(root) or real(root))
+    metrics = evaluate(crop_run["base"] / "out" / "checkpoint.pt", crop_run["test_dir"], verbose=False)
+    assert "edit_map" in metrics and len(reads) == 1  # regions, kinds and masks share one read
+
+
 def test_predict_tiles_a_large_image_and_stitches_its_map_at_the_images_size(crop_run, tmp_path):
     from utils.inference import predict
+    from utils.prediction import TILE_OVERLAP
     rng = np.random.default_rng(9)
     Image.fromarray(big_image("FAKE", 200, 130, rng)).save(tmp_path / "large.png")
     Image.fromarray(big_image("REAL", 48, 48, rng)).save(tmp_path / "exact.png")
@@ -127,7 +138,7 @@ def test_predict_tiles_a_large_image_and_stitches_its_map_at_the_images_size(cro
     ck = crop_run["base"] / "out" / "checkpoint.pt"
     large, exact, tiny = predict(ck, [tmp_path / n for n in ("large.png", "exact.png", "tiny.png")],
                                  masks_dir=tmp_path / "masks")
-    assert large["tiles"] == len(tile_boxes(200, 130, 48)) and large["image_size"] == [200, 130]
+    assert large["tiles"] == len(tile_boxes(200, 130, 48, TILE_OVERLAP)) and large["image_size"] == [200, 130]
     assert large["label"] == "FAKE"
     assert Image.open(large["mask"]).size == (200, 130)  # the map is the image's, not a tile's
     box = large["edit_box"]

@@ -19,7 +19,7 @@ from utils.checkpoint import image_view, load_classifier
 from utils.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.outside import outside_scores
 from utils.prediction import is_uncertain, predict_files, verdict_indices
-from utils.scoring import ONNX_BATCH, onnx_runner, scoring_engine
+from utils.scoring import ONNX_BATCH, forward_for_scoring, onnx_runner, scoring_engine
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -65,7 +65,7 @@ def run_model(model, images, batch_size=None, device="cpu", with_map=False, engi
     images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
     images = images.subset(distributed.shard(len(images))) if isinstance(images, DiskRows) \
         else images[distributed.shard(len(images))]
-    forward = (lambda x: model(x, with_map=True)) if with_map else model
+    forward = lambda x: forward_for_scoring(model, x, with_map)  # noqa: E731
     per_32px = max(1, images.shape[2] * images.shape[3] // 1024) if len(images) else 1  # a larger image: 32 px ones
     if scoring_engine(model, device, len(images) * per_32px, engine) == "onnxruntime":
         exported = onnx_runner(model, with_map, images)  # None: it does not export, so eager it is
@@ -77,7 +77,7 @@ def run_model(model, images, batch_size=None, device="cpu", with_map=False, engi
         x = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)  # a cache: read now
         if with_map:
             logits, edit_map = forward(x)
-            maps.append(torch.sigmoid(edit_map.float()).squeeze(1).cpu())
+            maps.append(edit_map.float().squeeze(1).cpu())
         else:
             logits = forward(x)
         out.append(logits.float().cpu())

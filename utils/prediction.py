@@ -12,6 +12,9 @@ from data.images import IMAGE_SIZE, ImageError, model_view, open_rgb, tile_boxes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 FILES_AT_ONCE = 256  # files read and handed to `score` together
 TILES_AT_ONCE = 256  # and at most about this many views (a large photo's tiles are scored with no other file's)
+# neighbouring tiles share an eighth of a tile (32 px at 256): a tile's zero-padded border is then seen again
+# from inside its neighbour, for 1.3x the tiles of no overlap (a quarter: 1.75x; bench/native_size.py --overlap)
+TILE_OVERLAP = 0.125
 THUMBNAIL = 1024  # a tiled image's picture and map for the page (keep_arrays): at most this many pixels a side
 UNCERTAIN_BELOW = 0.75  # with 3+ classes, a verdict whose calibrated probability is under this is "uncertain"
 
@@ -124,7 +127,7 @@ def file_views(path, image_size=IMAGE_SIZE, resize="shrink"):
     of it (data.images.tile_boxes): a large photo is scored whole, at its own resolution. Raises ImageError."""
     im = open_rgb(path)
     if resize == "crop" and im.size != (image_size, image_size):
-        boxes = tile_boxes(*im.size, image_size)
+        boxes = tile_boxes(*im.size, image_size, TILE_OVERLAP)
         pixels = np.asarray(im)
         views = np.stack([pixels[top:bottom, left:right] for left, top, right, bottom in boxes])
         return np.ascontiguousarray(views.transpose(0, 3, 1, 2)), boxes, im.size

@@ -18,19 +18,26 @@ ONNX_MIN_IMAGES = 2048   # fewer images score faster eagerly than the export tak
 ONNX_BATCH = 256         # model_2 under ONNX Runtime: 3,490 images/s at 256, 2,820 at 512-1024 (AVX2, 2 cores)
 
 
-class _Exported(torch.nn.Module):
-    """The model's eval-mode forward on uint8 images, as scoring calls it (TTA included, the map's logits too)."""
+def forward_for_scoring(model, images, with_map=False):
+    """The model's eval-mode forward on uint8 images as scoring uses it (TTA included): logits, or (logits, edit
+    map probabilities (N, 1, H, W)), the sigmoid inside the forward (ONNX Runtime then fuses it)."""
+    if not with_map:
+        return model(images)
+    logits, edit_map = model(images, with_map=True)
+    return logits, torch.sigmoid(edit_map.float())
 
+
+class _Exported(torch.nn.Module):
     def __init__(self, model, with_map):
         super().__init__()
         self.model, self.with_map = model, with_map
 
     def forward(self, images):
-        return self.model(images, with_map=True) if self.with_map else self.model(images)
+        return forward_for_scoring(self.model, images, self.with_map)
 
 
 def onnx_runner(model, with_map=False, example=None):
-    """-> a function (uint8 images tensor -> logits, or (logits, map logits)) that runs `model` (an
+    """-> a function (uint8 images tensor -> `forward_for_scoring`'s outputs) that runs `model` (an
     ImageClassifier in eval mode, on the CPU) under ONNX Runtime; None when onnxruntime is missing or the model
     does not export."""
     try:
