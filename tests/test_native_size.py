@@ -159,3 +159,16 @@ def test_a_training_part_larger_than_memory_trains_from_disk_exactly_as_in_memor
     runs = [json.loads((tmp_path / run / "history.json").read_text())["history"] for run in ("memory", "disk")]
     assert [e["train_loss"] for e in runs[0]] == [e["train_loss"] for e in runs[1]]
     assert runs[0][-1]["val_accuracy"] == runs[1][-1]["val_accuracy"]
+
+
+def test_the_page_shows_a_tiled_picture_whole_with_its_stitched_map(crop_run):
+    import io
+    from web.server import create_app
+    buffer = io.BytesIO()
+    Image.fromarray(big_image("FAKE", 200, 130, np.random.default_rng(3))).save(buffer, "PNG")
+    client = create_app(crop_run["base"], weights_dir=crop_run["base"] / "no-weights-here").test_client()
+    page = client.post("/", data={"images": [(io.BytesIO(buffer.getvalue()), "large.png")], "detector": "run:out"},
+                       content_type="multipart/form-data").data.decode()
+    tiles = len(tile_boxes(200, 130, 48, 0.125))
+    assert f"Scored at its own resolution as {tiles} tiles of 48x48" in page
+    assert 'class="photo"' in page and "The picture (200x130)" in page and "Grad-CAM" not in page
