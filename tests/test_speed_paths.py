@@ -43,6 +43,15 @@ def test_onnx_runtime_scores_as_the_eager_forward_does(name, classes, tta):
                        logits[1].argmax(1) if classes > 2 else logits[1] > 0)
 
 
+def test_onnx_runtime_scores_a_cached_split_on_disk_as_eager_does(tiny_split):
+    # a cache hands over numpy rows: the exported graph must still take them as the uint8 images they are
+    from data import load_folder
+    model = _trained_like("model_2", 2)
+    images = load_folder(tiny_split, verbose=False).images
+    eager = run_model(model, torch.from_numpy(images[:]), engine="eager")
+    assert torch.allclose(run_model(model, images, engine="onnxruntime"), eager, atol=1e-4)
+
+
 def test_the_engine_is_onnx_runtime_only_for_a_large_set_on_a_cpu():
     model = _trained_like("model_2")
     assert scoring_engine(model, "cpu", ONNX_MIN_IMAGES) == "onnxruntime"

@@ -44,7 +44,9 @@ def onnx_runner(model, with_map=False, example=None):
         import onnxruntime as ort
     except ImportError:
         return None
-    example = torch.zeros(2, 3, 32, 32, dtype=torch.uint8) if example is None else example[:2]
+    # the traced graph keeps the example's dtype (uint8 images are divided by 255 inside): a cached split on disk
+    # hands over numpy rows, which must be the tensor they stand for, not an array the tracer reads otherwise
+    example = torch.zeros(2, 3, 32, 32, dtype=torch.uint8) if example is None else torch.as_tensor(example[:2])
     outputs = ["logits", "edit_map"] if with_map else ["logits"]
     buffer = io.BytesIO()
     try:
