@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 from data.degradations import jpeg  # noqa: E402
 from data.images import open_rgb  # noqa: E402
-from data.real_photos import real_photo_files  # noqa: E402
+from data.real_photos import found_photos  # noqa: E402
 from data.synthetic_edits import ALL_KINDS, EDITS  # noqa: E402
 from utils.checkpoint import load_classifier  # noqa: E402
 from utils.inference import run_model  # noqa: E402
@@ -55,9 +55,7 @@ GROUPS = (ALL_KINDS[0::2], ALL_KINDS[1::2])  # each run trains on one, the other
 
 
 def photo_split(seed=0):
-    found, missing = real_photo_files()
-    for source, what in missing.items():
-        print(f"# {source}: {len(what['files'])} photo(s) not found ({what['install']})", file=sys.stderr)
+    found = found_photos(lambda line: print(line, file=sys.stderr))
     pictures = [(s, np.asarray(open_rgb(p))) for s, p in found]
     pictures = [(s, a) for s, a in pictures if min(a.shape[:2]) >= CROP]
     test = [a for s, a in pictures if s in TEST_SOURCES]

@@ -34,17 +34,14 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from data.images import open_rgb  # noqa: E402
-from data.real_photos import real_photo_files  # noqa: E402
+from data.real_photos import found_photos  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "runs" / "bench" / "native-size"
 
 
 def photos():
-    found, missing = real_photo_files()
-    for source, what in missing.items():
-        print(f"# {source}: {len(what['files'])} photo(s) not found ({what['install']})", file=sys.stderr)
-    return [path for _, path in found]
+    return [path for _, path in found_photos(lambda line: print(line, file=sys.stderr))]
 
 
 def _write_crops(args):

@@ -153,8 +153,7 @@ class Batches:
         for idx in self.batch_indices(order):
             if self.shuffle:
                 idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
-            x = (self.images[idx] if isinstance(self.images, torch.Tensor) else
-                 torch.from_numpy(self.images[idx.numpy()])).to(self.device, non_blocking=True)
+            x = torch.as_tensor(self.images[idx]).to(self.device, non_blocking=True)  # a read, from disk
             y = self.labels[idx].to(self.device, non_blocking=True)
             m = None
             if self.with_masks:

@@ -63,6 +63,15 @@ def real_photo_files():
     return found, missing
 
 
+def found_photos(log) -> list:
+    """-> [(source, path)] of the photos found; `log(line)` is told, per source, how many it could not find
+    and how to install them."""
+    found, missing = real_photo_files()
+    for source, what in missing.items():
+        log(f"# {source}: {len(what['files'])} photo(s) not found ({what['install']})")
+    return found
+
+
 def listed_photos() -> int:
     return sum(len(names) for _, (_, _, names) in SOURCES.values())
 

@@ -122,16 +122,17 @@ def sample_files(root, per_class, seed=0) -> list:
 
 
 def file_views(path, image_size=IMAGE_SIZE, resize="shrink"):
-    """-> (uint8 views (T, 3, S, S), tile boxes in image pixels or None, (width, height)): one view by `resize`
-    (data.images), or, for a run at its images' own size ("crop") and an image larger than a view, every tile
-    of it (data.images.tile_boxes): a large photo is scored whole, at its own resolution. Raises ImageError."""
+    """-> (uint8 views (T, 3, S, S), tile boxes in image pixels or None, the whole image (H, W, 3) when tiled
+    or None, (width, height)): one view by `resize` (data.images), or, for a run at its images' own size
+    ("crop") and an image larger than a view, every tile of it (data.images.tile_boxes): a large photo is scored
+    whole, at its own resolution. Raises ImageError."""
     im = open_rgb(path)
     if resize == "crop" and im.size != (image_size, image_size):
         boxes = tile_boxes(*im.size, image_size, TILE_OVERLAP)
         pixels = np.asarray(im)
         views = np.stack([pixels[top:bottom, left:right] for left, top, right, bottom in boxes])
-        return np.ascontiguousarray(views.transpose(0, 3, 1, 2)), boxes, im.size
-    return model_view(im, image_size, resize).transpose(2, 0, 1)[None], None, im.size
+        return np.ascontiguousarray(views.transpose(0, 3, 1, 2)), boxes, pixels, im.size
+    return model_view(im, image_size, resize).transpose(2, 0, 1)[None], None, None, im.size
 
 
 def stitch(tile_maps, boxes, width, height) -> np.ndarray:
@@ -160,9 +161,9 @@ def _thumbnail(array, side=THUMBNAIL):
     return np.asarray(Image.fromarray(array).resize(size, Image.Resampling.BOX))
 
 
-def _read_group(files, start, batch_size, image_size, resize):
+def _read_group(files, start, batch_size, image_size, resize, keep_arrays):
     """Files from `start` until `batch_size` files or TILES_AT_ONCE views -> (results, read: [(slot, views,
-    boxes, size)], next start)."""
+    boxes, thumbnail of a tiled image for the page or None, size)], next start)."""
     results, read, tiles, i = [], [], 0, start
     while i < len(files) and i - start < batch_size and (tiles < TILES_AT_ONCE or not read):
         path, skip = files[i]
@@ -171,11 +172,12 @@ def _read_group(files, start, batch_size, image_size, resize):
             results.append({"path": str(path), "skipped": skip})
             continue
         try:
-            views, boxes, size = file_views(path, image_size, resize)
+            views, boxes, picture, size = file_views(path, image_size, resize)
         except ImageError as e:
             results.append({"path": str(path), "error": str(e)})
             continue
-        read.append((len(results), views, boxes, size))
+        thumbnail = _thumbnail(picture) if keep_arrays and picture is not None else None
+        read.append((len(results), views, boxes, thumbnail, size))
         results.append({"path": str(path), "resized": size != (image_size, image_size)})
         tiles += len(views)
     return results, read, i
@@ -214,7 +216,7 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
         bar = tqdm(total=len(files), unit="img", file=sys.stderr, desc="predict")
     start = 0
     while start < len(files):
-        results, read, end = _read_group(files, start, batch_size, image_size, resize)
+        results, read, end = _read_group(files, start, batch_size, image_size, resize, keep_arrays)
         if read:
             _score_group(score, classes, results, read, threshold, masks_dir, keep_arrays, outside, edit_rule)
         if bar:
@@ -227,13 +229,13 @@ def predict_files(score, classes, paths, batch_size=None, progress=False, thresh
 
 def _score_group(score, classes, results, read, threshold, masks_dir, keep_arrays, outside, edit_rule):
     """Score the views of `read` together and fill in each file's verdict in `results`."""
-    views = np.concatenate([v for _, v, _, _ in read])
+    views = np.concatenate([v for _, v, _, _, _ in read])
     tile_probs, _, *tile_maps = score(views)
     tile_maps = tile_maps[0] if tile_maps else None
     tile_outside, cut = outside(views) if outside else (None, None)
     tile_edit = None if not edit_rule else edit_scores(tile_maps, edit_rule["pixels"])
     first = 0
-    for slot, file_views_, boxes, (width, height) in read:
+    for slot, file_views_, boxes, thumbnail, (width, height) in read:
         part = slice(first, first + len(file_views_))
         first += len(file_views_)
         p = np.asarray(tile_probs[part]).mean(0)
@@ -253,8 +255,7 @@ def _score_group(score, classes, results, read, threshold, masks_dir, keep_array
         if keep_arrays and boxes is None:
             r.update(view=np.ascontiguousarray(file_views_[0].transpose(1, 2, 0)), edit_map=edit_map)
         elif keep_arrays:  # the page draws the stitched map over the whole picture
-            r.update(view=_thumbnail(np.asarray(open_rgb(r["path"]))),
-                     edit_map=None if edit_map is None else _thumbnail(edit_map))
+            r.update(view=thumbnail, edit_map=None if edit_map is None else _thumbnail(edit_map))
         if edit is not None:
             r.update(p_fake=float(p[classes.index("FAKE")]), edit_score=round(edit, 4), edit_cut=edit_rule["cut"])
         if edit_map is not None:
