@@ -37,6 +37,9 @@ def parse_args(argv=None):
                    help="how an image of another size is brought to N: crop (the centred N x N of its own pixels, "
                         "never resampled; an image smaller than N is skipped with the reason) or shrink (the centred "
                         f"square resized, as CIFAKE's detectors do; default {d.resize})")
+    p.add_argument("--train-crop", type=int, metavar="M",
+                   help="train on a random M x M window of each N x N view, at its own pixels (edits drawn on the "
+                        "window); validation, evaluation and prediction see the whole view (0: off, the default)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--budget-minutes", type=float, metavar="M",
                    help="train for as many epochs as fit M minutes of wall time on this machine (measured from a "

@@ -96,10 +96,26 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
     return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks)
 
 
+def random_windows(x, masks, size, gen):
+    """A random size x size window of each image (and its mask), each at its own place: the images' own pixels,
+    never resampled. -> (windows, their masks or None)."""
+    n, _, h, w = x.shape
+    if size >= h and size >= w:
+        return x, masks
+    top = torch.randint(0, h - size + 1, (n,), generator=gen).tolist()
+    left = torch.randint(0, w - size + 1, (n,), generator=gen).tolist()
+    places = list(zip(top, left))
+    x = torch.stack([x[i, :, t:t + size, l:l + size] for i, (t, l) in enumerate(places)])
+    if masks is not None:
+        masks = torch.stack([masks[i, t:t + size, l:l + size] for i, (t, l) in enumerate(places)])
+    return x, masks
+
+
 class Batches:
     """Iterate (uint8 images, int64 labels) batches, or with `with_masks` (uint8 images, int64 labels, bool
     (N, H, W) edit masks): the masks of the images' own edits (`masks`, e.g. the shipped EDITED ones) and of
-    the synthetic ones, moved by the same flips and crops as the images. Each pass reshuffles with seed + pass number, so a
+    the synthetic ones, moved by the same flips and crops as the images. With `window` > 0 each image is first
+    cut to a random window of that side (before any edit: an edit is made, and labelled, on what the model sees). Each pass reshuffles with seed + pass number, so a
     run is repeatable and a resumed run sees the same order it would have seen.
 
     A pass covers every image exactly once, cut into equal-as-possible batches of at most `batch_size`
@@ -109,7 +125,7 @@ class Batches:
     """
 
     def __init__(self, images, labels, batch_size=256, shuffle=False, seed=0, hflip=False, vflip=False,
-                 crop_padding=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
+                 crop_padding=0, window=0, sharpness=None, robust=0.0, device="cpu", rank=0, world_size=1,
                  synthetic_edits=0.0, classes=None, edit_kinds=KINDS, masks=None, with_masks=False,
                  edit_classes=("REAL",), robust_extra=()):
         # a tensor (in memory, or on the GPU), or a split on disk (data.rows.DiskRows) read a batch at a time
@@ -117,6 +133,7 @@ class Batches:
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.hflip, self.vflip, self.crop_padding, self.sharpness = hflip, vflip, crop_padding, sharpness
+        self.window = window  # > 0: a random window of this side of each image, at its own resolution
         self.robust = robust  # share of each batch hit by each trained label-neutral change
         self.robust_extra = robust_extra  # the kept-aside changes this run opted into
         # share of the REAL images of each batch edited on the fly and relabelled EDITED (`classes` names them)
@@ -159,6 +176,8 @@ class Batches:
             if self.with_masks:
                 m = (self.masks[idx].to(self.device, non_blocking=True).bool() if self.masks is not None
                      else torch.zeros(len(idx), *x.shape[2:], dtype=torch.bool, device=self.device))
+            if self.window:
+                x, m = random_windows(x, m, self.window, aug_gen)
             if self.synthetic_edits:  # before the augmentation: an edited photo is then shared, resized, ...
                 x, y, m = edit_some(x, y, self.classes, self.synthetic_edits, aug_gen, self.edit_kinds, m,
                                     self.edit_classes)

@@ -161,6 +161,50 @@ def test_a_training_part_larger_than_memory_trains_from_disk_exactly_as_in_memor
     assert runs[0][-1]["val_accuracy"] == runs[1][-1]["val_accuracy"]
 
 
+def test_random_windows_are_each_images_own_pixels_with_its_mask_moved_alike():
+    from data.batches import random_windows
+    x = torch.randint(0, 256, (6, 3, 40, 40), dtype=torch.uint8)
+    masks = torch.rand(6, 40, 40) < 0.3
+    windows, window_masks = random_windows(x, masks, 16, torch.Generator().manual_seed(0))
+    assert windows.shape == (6, 3, 16, 16) and window_masks.shape == (6, 16, 16)
+    places = []
+    for i in range(6):  # each window is a block of its own image, unresampled, and its mask the same block
+        found = [(t, l) for t in range(25) for l in range(25) if torch.equal(x[i, :, t:t + 16, l:l + 16], windows[i])]
+        assert found and torch.equal(masks[i, found[0][0]:found[0][0] + 16, found[0][1]:found[0][1] + 16],
+                                     window_masks[i])
+        places.append(found[0])
+    assert len(set(places)) > 1  # each image at its own place
+    assert random_windows(x, masks, 40, None)[0] is x  # a window the size of the image is the image
+
+
+def test_a_run_on_windows_trains_on_them_and_judges_the_whole_view(tmp_path, monkeypatch):
+    import data.batches
+    from utils.checkpoint import image_view, load_checkpoint
+    from utils.config import make_config
+    from utils.inference import evaluate
+    from utils.training import train
+    with pytest.raises(ValueError, match="training windows of 64 px"):
+        make_config(image_size=48, resize="crop", train_crop=64)
+    seen = []  # (the side of the views cut, the side of the windows) per training batch
+    real = data.batches.random_windows
+
+    def spy(x, masks, size, gen):
+        windows, window_masks = real(x, masks, size, gen)
+        seen.append((x.shape[-1], windows.shape[-1]))
+        return windows, window_masks
+
+    monkeypatch.setattr(data.batches, "random_windows", spy)
+    train_dir = write_big_split(tmp_path / "train", {"REAL": 24, "FAKE": 24}, seed=6)
+    train(model="fullres_cnn", train_path=str(train_dir), test_path="none", epochs=6, batch_size=8, lr=3e-3,
+          image_size=48, resize="crop", train_crop=24, val_fraction=0.25, out=str(tmp_path / "out"), progress=False, device="cpu",
+          precision="fp32")
+    assert len(seen) == 6 * 5 and set(seen) == {(48, 24)}  # every training batch: 24 px windows of 48 px views
+    ck = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    assert image_view(ck) == (48, "crop") and ck["config"]["train_crop"] == 24
+    metrics = evaluate(tmp_path / "out" / "checkpoint.pt", train_dir, verbose=False)  # the whole 48 px views
+    assert metrics["n"] == 48 and metrics["roc_auc"] >= 0.9  # the checkerboard is in every window
+
+
 def test_the_page_shows_a_tiled_picture_whole_with_its_stitched_map(crop_run):
     import io
     from web.server import create_app

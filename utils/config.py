@@ -46,6 +46,9 @@ class TrainConfig:
     resume: bool = False
     image_size: int = 32           # the side of the model's square view (data/images.py)
     resize: str = "shrink"         # how an image of another size gets there: shrink (CIFAKE's) | crop (its own pixels)
+    train_crop: int = 0            # > 0: training batches are random M x M windows of each N x N view (validation,
+                                   # evaluation and prediction see the whole view): a step of 64 px windows of 256 px
+                                   # crops costs a sixteenth, so a CPU run sees 16x the edits at the same pixels
     max_train_images: int = 0      # 0: all; else a seeded subset of the training part (quick experiments)
     max_val_images: int = 0        # 0: all; else a seeded subset of the validation part (sized to what it decides)
     outside_fit_images: int = 20000  # training images the outside-what-I-know score is fitted on (utils.outside)
@@ -119,5 +122,7 @@ def make_config(recipe="default", **overrides) -> TrainConfig:
         raise ValueError(f"unknown resize mode {config.resize!r}; use one of {', '.join(RESIZE_MODES)}")
     if config.image_size < 8:
         raise ValueError(f"image size {config.image_size}: too small for any model here (at least 8 pixels)")
+    if config.train_crop and not 8 <= config.train_crop <= config.image_size:
+        raise ValueError(f"training windows of {config.train_crop} px: use 8 to the image size ({config.image_size})")
     return config
 

@@ -81,7 +81,7 @@ class Trainer:
             torch.manual_seed(config.seed + 1000 * distributed.rank())
         self.batches = Batches(data.train_images, data.train_labels, config.batch_size, shuffle=True,
                                seed=config.seed, hflip=config.hflip, vflip=config.vflip,
-                               crop_padding=config.crop_padding, sharpness=config.sharpness, robust=config.robust,
+                               crop_padding=config.crop_padding, window=config.train_crop, sharpness=config.sharpness, robust=config.robust,
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
                                edit_kinds=kinds_from(config.edit_kinds), masks=data.train_masks,
@@ -97,7 +97,8 @@ class Trainer:
     def prepare(self, started):
         """Precision, then the epoch plan of a budgeted run, the schedule, and a resumed run's state."""
         config, data = self.config, self.data
-        probe = (torch.as_tensor(data.train_images[:config.batch_size]).to(self.device),
+        window = config.train_crop or config.image_size  # the probe is timed at the size the steps will see
+        probe = (torch.as_tensor(data.train_images[:config.batch_size])[..., :window, :window].to(self.device),
                  torch.as_tensor(data.train_labels[:config.batch_size]).to(self.device))
         # a resumed run keeps its precision: measuring again on a busier CPU could pick the other one
         recorded = self._recorded_precision() if config.resume and config.precision == "auto" else None
