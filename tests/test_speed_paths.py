@@ -52,6 +52,34 @@ def test_onnx_runtime_scores_a_cached_split_on_disk_as_eager_does(tiny_split):
     assert torch.allclose(run_model(model, images, engine="onnxruntime"), eager, atol=1e-4)
 
 
+def test_an_exported_graph_is_kept_for_the_same_model_and_made_anew_for_any_change(monkeypatch):
+    import os
+    from pathlib import Path
+    import utils.scoring as scoring
+    exports = []
+    real = scoring._export
+    monkeypatch.setattr(scoring, "_export", lambda *a: exports.append(1) or real(*a))
+    model = _trained_like("model_2")
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    first = run_model(model, images, engine="onnxruntime")
+    again = run_model(model, images, engine="onnxruntime")  # read from the cache folder: no export
+    assert len(exports) == 1 and torch.equal(first, again)
+    model.temperature.fill_(2.0)  # not in the state dict, but in the graph
+    assert torch.allclose(run_model(model, images, engine="onnxruntime"), first / 2, atol=1e-5) and len(exports) == 2
+    small = images[:, :, :24, :24]  # another input shape: another graph (model_2's does not export: eager)
+    assert torch.equal(run_model(model, small, engine="onnxruntime"), run_model(model, small, engine="eager"))
+    assert len(exports) == 3 and not model.training  # an export, failed or not, leaves the model as it was
+    kept = Path(os.environ["AIC_CACHE_DIR"]) / "onnx"
+    (kept / f"{scoring.graph_key(model, False, images[:2])}.onnx").write_bytes(b"damaged")
+    assert torch.allclose(run_model(model, images, engine="onnxruntime"), first / 2, atol=1e-5)
+    assert len(exports) == 4  # a damaged file is exported again, not trusted
+    monkeypatch.setattr(scoring, "ONNX_CACHE_FILES", 2)
+    for _ in range(2):
+        model.temperature.add_(1.0)
+        run_model(model, images, engine="onnxruntime")
+    assert len(list(kept.glob("*.onnx"))) == 2  # only the newest are kept
+
+
 def test_the_engine_is_onnx_runtime_only_for_a_large_set_on_a_cpu():
     model = _trained_like("model_2")
     assert scoring_engine(model, "cpu", ONNX_MIN_IMAGES) == "onnxruntime"

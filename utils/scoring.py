@@ -4,11 +4,18 @@ ONNX and run by ONNX Runtime.
 ONNX Runtime fuses each convolution with its ReLU and picks blocked kernels for the CPU it finds; in fp32 it
 scores `model_2` 1.8x (native-bf16 CPU) to 2.6x (AVX2 only) as fast as the eager forward, `fullres_cnn` 1.3-1.5x
 and the shipped detectors 1.0-1.7x (bench/scoring.py prints the figures of the CPU at hand). The export costs
-0.1-0.3 s (and the first in a process ~1 s more: the exporter imports `onnx`), so it is used only for sets of
-at least `ONNX_MIN_IMAGES` (a test report, validation, calibration), never for a handful of files. The verdicts are the same: both run in fp32, and differ in the last bits only.
+0.1-0.3 s (and the first in a process ~1.5 s more: the exporter imports `onnx`), so it is used only for sets of
+at least `ONNX_MIN_IMAGES` (a test report, validation, calibration, the tiles of a large photo), never for a
+handful of files. An exported graph is kept in the cache folder (`onnx/`, the newest `ONNX_CACHE_FILES`), keyed by
+everything it is made of, so a model scored again, in this process or the next, skips the export. The verdicts
+are the same: both run in fp32, and differ in the last bits only.
 """
+import hashlib
 import io
+import os
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +23,7 @@ import torch
 ENGINES = ("auto", "eager", "onnxruntime")
 ONNX_MIN_IMAGES = 2048   # fewer images score faster eagerly than the export takes
 ONNX_BATCH = 256         # model_2 under ONNX Runtime: 3,490 images/s at 256, 2,820 at 512-1024 (AVX2, 2 cores)
+ONNX_CACHE_FILES = 8     # exported graphs kept on disk: a run's validation exports a new one every epoch
 
 
 def forward_for_scoring(model, images, with_map=False):
@@ -36,30 +44,84 @@ class _Exported(torch.nn.Module):
         return forward_for_scoring(self.model, images, self.with_map)
 
 
-def onnx_runner(model, with_map=False, example=None):
-    """-> a function (uint8 images tensor -> `forward_for_scoring`'s outputs) that runs `model` (an
-    ImageClassifier in eval mode, on the CPU) under ONNX Runtime; None when onnxruntime is missing or the model
-    does not export."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    # the traced graph keeps the example's dtype (uint8 images are divided by 255 inside): a cached split on disk
-    # hands over numpy rows, which must be the tensor they stand for, not an array the tracer reads otherwise
-    example = torch.zeros(2, 3, 32, 32, dtype=torch.uint8) if example is None else torch.as_tensor(example[:2])
-    outputs = ["logits", "edit_map"] if with_map else ["logits"]
+def graph_key(model, with_map, example) -> str:
+    """What an exported graph is made of: the source of every module the network's layers come from (and of
+    this one), its structure, every weight and buffer (the calibration temperature is not persistent, so not in
+    the state dict), its TTA, the map output, the input's dtype and shape (the graph fixes all but the batch),
+    and the exporter's version."""
+    h = hashlib.blake2b(digest_size=16)
+    sources = {sys.modules[type(m).__module__] for m in model.modules()} | {sys.modules[__name__]}
+    for module in sorted((m for m in sources if getattr(m, "__file__", None) and not m.__name__.startswith("torch")),
+                         key=lambda m: m.__name__):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(repr((str(model), getattr(model, "tta", None), with_map, str(example.dtype), tuple(example.shape[1:]), torch.__version__)).encode())
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _export(model, with_map, example, outputs):
+    """The ONNX graph's bytes, or None when the model does not export."""
     buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the tracer's notes on shape checks that are constant for one model
-            torch.onnx.export(_Exported(model.eval(), with_map), (example,), buffer, input_names=["images"],
+            # the wrapper in eval mode too: the exporter puts every module back in the wrapper's mode afterwards,
+            # and a fresh module's is training (BatchNorm would then update its statistics on the next batch)
+            torch.onnx.export(_Exported(model.eval(), with_map).eval(), (example,), buffer, input_names=["images"],
                               output_names=outputs, dynamo=False,
                               dynamic_axes={name: {0: "batch"} for name in ["images"] + outputs})
     except Exception:  # a layer the exporter cannot write: the eager forward scores it
         return None
+    return buffer.getvalue()
+
+
+def _keep(folder: Path, key: str, graph: bytes):
+    """Write the graph atomically and drop all but the newest ONNX_CACHE_FILES; a cache that cannot be written
+    only costs the next export."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{key}.{os.getpid()}.tmp"
+        temporary.write_bytes(graph)
+        os.replace(temporary, folder / f"{key}.onnx")
+        kept = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[ONNX_CACHE_FILES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def onnx_runner(model, with_map=False, example=None):
+    """-> a function (uint8 images tensor -> `forward_for_scoring`'s outputs) that runs `model` (an
+    ImageClassifier in eval mode, on the CPU) under ONNX Runtime; None when onnxruntime is missing or the model
+    does not export. The graph comes from the cache folder when this model was exported before."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from data.cache import default_cache_dir
+    # the traced graph keeps the example's dtype (uint8 images are divided by 255 inside): a cached split on disk
+    # hands over numpy rows, which must be the tensor they stand for, not an array the tracer reads otherwise
+    example = torch.zeros(2, 3, 32, 32, dtype=torch.uint8) if example is None else torch.as_tensor(example[:2])
+    outputs = ["logits", "edit_map"] if with_map else ["logits"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    key = graph_key(model, with_map, example)
+    kept = default_cache_dir() / "onnx" / f"{key}.onnx"
+    session = None
+    if kept.is_file():
+        try:
+            session = ort.InferenceSession(str(kept), options, providers=["CPUExecutionProvider"])
+            os.utime(kept)  # the newest are kept
+        except Exception:  # a damaged file: export again
+            session = None
+    if session is None:
+        graph = _export(model, with_map, example, outputs)
+        if graph is None:
+            return None
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        _keep(kept.parent, key, graph)
 
     def run(images):
         out = [torch.from_numpy(o) for o in session.run(outputs, {"images": np.ascontiguousarray(images.numpy())})]
