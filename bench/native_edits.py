@@ -15,8 +15,8 @@ Runs: at each size, two localisers (--model, edit_map_lite) trained on the train
 one half of the families (GROUPS) on half of each batch and the label-neutral changes of robust training for
 every image (`localiser`'s settings but a weight average of 0.99 and no mirror TTA, --minutes of training each;
 at 256 px on random --train-crop windows of each crop, 64 px by default, scored on whole crops): a family's
-"trained" recall comes from the run that drew it, its "left out" recall from the other. These runs are bench models, never shipped: no shipped
-32 px detector trains on the real-photo bench's photographs.
+"trained" recall comes from the run that drew it, its "left out" recall from the other. These runs are bench
+models, never shipped: no shipped 32 px detector trains on the real-photo bench's photographs.
 Scores: the edit score of utils.prediction.edit_scores (the top 9 of every 1,024 map pixels against the map's
 median); the cut calls 5% of the validation photos' REAL crops EDITED (chosen there, never on the test); per
 family the share of its test crops at or over the cut, the test REAL crops' false-alarm rate at it, and the

@@ -115,8 +115,9 @@ class Batches:
     """Iterate (uint8 images, int64 labels) batches, or with `with_masks` (uint8 images, int64 labels, bool
     (N, H, W) edit masks): the masks of the images' own edits (`masks`, e.g. the shipped EDITED ones) and of
     the synthetic ones, moved by the same flips and crops as the images. With `window` > 0 each image is first
-    cut to a random window of that side (before any edit: an edit is made, and labelled, on what the model sees). Each pass reshuffles with seed + pass number, so a
-    run is repeatable and a resumed run sees the same order it would have seen.
+    cut to a random window of that side (before any edit: an edit is made, and labelled, on what the model
+    sees). Each pass reshuffles with seed + pass number, so a run is repeatable and a resumed run sees the same
+    order it would have seen.
 
     A pass covers every image exactly once, cut into equal-as-possible batches of at most `batch_size`
     (no ragged last batch to upset BatchNorm, nothing dropped). With `world_size` > 1 (torchrun), every rank

@@ -151,7 +151,8 @@ def _decoded_chunks(root: Path, rels, workers: int, image_size: int, resize: str
         yield from pool.imap(_decode_chunk, chunks)
 
 
-def _atomic_write(path: Path, write):
+def atomic_write(path: Path, write):
+    """Write `path` through `write(file)` into a temporary file beside it, then rename: a reader never sees half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -254,7 +255,7 @@ def _build(root, cache_dir, key, classes, entries, signature, workers, verbose, 
             status.extend(chunk_status)
             if bar:
                 bar.update(len(chunk_status))
-    _atomic_write(cache_dir / array_name, write)
+    atomic_write(cache_dir / array_name, write)
     if bar:
         bar.close()
     ok = [s is None or s == "resized" for s in status]
@@ -266,7 +267,7 @@ def _build(root, cache_dir, key, classes, entries, signature, workers, verbose, 
              "shape": [len(files), 3, image_size, image_size], "resize": resize,
              "classes": classes, "files": files, "labels": labels, "found": len(entries),
              "resized": resized, "skipped": skipped, "seconds": round(time.perf_counter() - t0, 2)}
-    _atomic_write(cache_dir / f"{key}.json", lambda f: f.write(json.dumps(index).encode()))
+    atomic_write(cache_dir / f"{key}.json", lambda f: f.write(json.dumps(index).encode()))
     for old in list(cache_dir.glob(f"{key}-*.u8")) + list(cache_dir.glob(f"{key}-*.npy")):  # earlier versions
         if old.name != array_name and old.name[len(key) + 1:].count("-") == 0:  # not another view's array
             old.unlink(missing_ok=True)

@@ -196,8 +196,8 @@ def test_a_run_on_windows_trains_on_them_and_judges_the_whole_view(tmp_path, mon
     monkeypatch.setattr(data.batches, "random_windows", spy)
     train_dir = write_big_split(tmp_path / "train", {"REAL": 24, "FAKE": 24}, seed=6)
     train(model="fullres_cnn", train_path=str(train_dir), test_path="none", epochs=6, batch_size=8, lr=3e-3,
-          image_size=48, resize="crop", train_crop=24, val_fraction=0.25, out=str(tmp_path / "out"), progress=False, device="cpu",
-          precision="fp32")
+          image_size=48, resize="crop", train_crop=24, val_fraction=0.25, out=str(tmp_path / "out"), progress=False,
+          device="cpu", precision="fp32")
     assert len(seen) == 6 * 5 and set(seen) == {(48, 24)}  # every training batch: 24 px windows of 48 px views
     ck = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
     assert image_view(ck) == (48, "crop") and ck["config"]["train_crop"] == 24

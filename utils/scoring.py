@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.cache import atomic_write, default_cache_dir
+
 ENGINES = ("auto", "eager", "onnxruntime")
 ONNX_MIN_IMAGES = 2048   # fewer images score faster eagerly than the export takes
 ONNX_BATCH = 256         # model_2 under ONNX Runtime: 3,490 images/s at 256, 2,820 at 512-1024 (AVX2, 2 cores)
@@ -54,7 +56,8 @@ def graph_key(model, with_map, example) -> str:
     for module in sorted((m for m in sources if getattr(m, "__file__", None) and not m.__name__.startswith("torch")),
                          key=lambda m: m.__name__):
         h.update(Path(module.__file__).read_bytes())
-    h.update(repr((str(model), getattr(model, "tta", None), with_map, str(example.dtype), tuple(example.shape[1:]), torch.__version__)).encode())
+    settings = (str(model), getattr(model, "tta", None), with_map, str(example.dtype), tuple(example.shape[1:]))
+    h.update(repr(settings + (torch.__version__,)).encode())
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
         h.update(name.encode())
         h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -82,9 +85,7 @@ def _keep(folder: Path, key: str, graph: bytes):
     only costs the next export."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{key}.{os.getpid()}.tmp"
-        temporary.write_bytes(graph)
-        os.replace(temporary, folder / f"{key}.onnx")
+        atomic_write(folder / f"{key}.onnx", lambda f: f.write(graph))
         kept = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[ONNX_CACHE_FILES:]:
             old.unlink(missing_ok=True)
@@ -100,7 +101,6 @@ def onnx_runner(model, with_map=False, example=None):
         import onnxruntime as ort
     except ImportError:
         return None
-    from data.cache import default_cache_dir
     # the traced graph keeps the example's dtype (uint8 images are divided by 255 inside): a cached split on disk
     # hands over numpy rows, which must be the tensor they stand for, not an array the tracer reads otherwise
     example = torch.zeros(2, 3, 32, 32, dtype=torch.uint8) if example is None else torch.as_tensor(example[:2])

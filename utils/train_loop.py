@@ -81,7 +81,8 @@ class Trainer:
             torch.manual_seed(config.seed + 1000 * distributed.rank())
         self.batches = Batches(data.train_images, data.train_labels, config.batch_size, shuffle=True,
                                seed=config.seed, hflip=config.hflip, vflip=config.vflip,
-                               crop_padding=config.crop_padding, window=config.train_crop, sharpness=config.sharpness, robust=config.robust,
+                               crop_padding=config.crop_padding, window=config.train_crop,
+                               sharpness=config.sharpness, robust=config.robust,
                                device=device, rank=distributed.rank(), world_size=self.world,
                                synthetic_edits=config.synthetic_edits, classes=classes,
                                edit_kinds=kinds_from(config.edit_kinds), masks=data.train_masks,
