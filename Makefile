@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (set up, prepare the data, train and evaluate model_2, then
-# classify a few test images with the shipped detector) and `make test`. Everything runs from the .venv this
-# Makefile creates. `make app` serves the web page; `make weights` retrains the shipped detectors (~2 hours).
+# classify a few test images with the shipped detector) and `make test` (lint, then the test suite). Everything
+# runs from the .venv this Makefile creates. `make app` serves the web page; `make weights` retrains the shipped detectors (~2 hours).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,9 +11,12 @@ SEED ?= 0
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+# the requirements, then the project itself in editable mode (pyproject.toml), so that every script, bench and
+# notebook imports data/, models/, utils/, shipping/ and web/ from anywhere
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 demo: setup
@@ -23,6 +26,7 @@ demo: setup
 	$(BIN)/python predict.py --sample 4 --seed $(SEED) images/test-3class
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 app: setup

@@ -12,11 +12,12 @@ import sys
 from data.images import RESIZE_MODES
 from models import TTA_MODES
 from utils import cli
-from utils.calibration import refit_temperature
-from utils.checkpoint import load_classifier
-from utils.inference import evaluate, robustness, select_device, validation_robustness
-from utils.metrics import format_metrics, format_robustness
-from utils.provenance import describe
+from utils.inference.checkpoint import load_classifier
+from utils.inference.evaluation import evaluate, robustness, validation_robustness
+from utils.inference.metrics import format_metrics, format_robustness
+from utils.inference.scoring import select_device
+from utils.training.calibration import refit_temperature
+from utils.training.provenance import describe
 
 
 def main(argv=None):
@@ -32,7 +33,8 @@ def main(argv=None):
                         "(the JPEG-shortcut check)")
     p.add_argument("--robustness", action="store_true",
                    help="instead: a table over the test split and its perturbed copies (<split>-jpeg75, -jpeg50, "
-                        "-resize, -blur, -noise, -flip; written beside it on first use)")
+                        "-resize, -blur, -noise, -flip; prepare.py writes those of test, `prepare.py --perturb "
+                        "SPLIT` those of another split)")
     p.add_argument("--validation", action="store_true",
                    help="with --robustness: the checkpoint's own validation images instead of a test split, each "
                         "degradation applied in memory (compare robust-training settings here, not on test)")
@@ -65,7 +67,8 @@ def main(argv=None):
         return 0
     metrics = evaluate((model, ck), args.test_path, args.batch_size, device, jpeg_quality=args.jpeg_quality)
     metrics["provenance"] = ck.get("provenance")
-    print(json.dumps(metrics) if args.json else format_metrics(metrics) + "\ncheckpoint: " + describe(metrics["provenance"]))
+    print(json.dumps(metrics) if args.json
+          else format_metrics(metrics) + "\ncheckpoint: " + describe(metrics["provenance"]))
 
 
 if __name__ == "__main__":

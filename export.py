@@ -18,8 +18,8 @@ def main(argv=None):
     p.add_argument("--out", default="model.onnx", help="where to write the model (default %(default)s)")
     p.add_argument("--opset", type=int, default=18)
     args = p.parse_args(argv)
-    from utils.checkpoint import load_classifier
-    from utils.onnx_model import OnnxClassifier, export_onnx, max_difference
+    from utils.inference.checkpoint import load_classifier
+    from utils.inference.onnx_model import OnnxClassifier, export_onnx, max_difference
     model, ck = load_classifier(args.checkpoint)
     export_onnx((model, ck), args.out, args.opset)
     difference = max_difference((model, ck), OnnxClassifier(args.out))

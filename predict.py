@@ -1,25 +1,26 @@
 #!/usr/bin/env python
-"""Classify image files and folders (recursively): by default with the shipped REAL / EDITED / FAKE detector
-(weights/three_class.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
-`--model` an ONNX model from export.py (runs on onnxruntime alone, torch is not imported; the shipped one is
-weights/three_class.onnx).
+"""Classify image files and folders (recursively): by default with the shipped default detector
+(weights/two_part.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
+`--model` an ONNX model from export.py (runs on onnxruntime alone, torch is not imported; the default's export is
+weights/two_part.onnx).
 
-One line per file: path, label, probability. For two classes the probability is P(positive class) (FAKE, or
-EDITED; REAL is negative) whatever the label; for more classes it is that of the predicted label, followed
-by every class's probability (REAL=... EDITED=... FAKE=...). Probabilities are calibrated on the validation
-split (temperature scaling). A verdict is marked "uncertain" near its decision boundary: for two classes when
-P(positive) lies in the half of its side of the cut nearest to it (0.25-0.75 for the usual cut at 0.5; with a
-threshold t tuned on validation, t/2 to (1+t)/2); for more classes when the chosen class is under 0.75.
-The two-part detector (weights/two_part.pt) answers two questions apart: p_fake (printed as the probability)
-from a whole-image real-vs-fake network, and edit_score from an edit map, a local region that stands out
-from the rest of its image; the label is FAKE, else EDITED where the edit score reaches its cut (fitted so that
-1% of unedited validation images pass it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box).
-A model with an edit map (edit_map*) also gives edit_box=x,y,w,h: the box around the pixels its map calls
-edited, in the 32x32 view it saw; --masks DIR writes the maps themselves, and --json has edit_box, edit_area
-(pixels) and mask (the PNG's path).
+One line per file (utils.inference.verdict.format_line): path, label, probability, then the scores, the flags
+and the edit box. The default detector answers two questions apart: the probability printed is P(FAKE) from a
+whole-image real-vs-fake network, and `edit_score` comes from an edit map (a region that stands out from the
+rest of its image); the label is FAKE, else EDITED where the edit score reaches its cut (fitted so that 1% of
+unedited validation images pass it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box). A checkpoint of
+two classes prints P(positive class) (FAKE, or EDITED; REAL is negative) whatever the label; of more classes,
+that of the predicted label followed by every class's probability (REAL=... EDITED=... FAKE=...).
+Probabilities are calibrated on the validation split (temperature scaling). A verdict is marked "uncertain" near
+its decision boundary: for two classes when P(positive) lies in the half of its side of the cut nearest to it
+(0.25-0.75 for the usual cut at 0.5; with a threshold t tuned on validation, t/2 to (1+t)/2); for more classes
+when the chosen class is under 0.75.
+A model with an edit map also gives edit_box=x,y,w,h: the box around the pixels its map calls edited, in the view
+it saw (the default's only for an EDITED verdict); --masks DIR writes the maps themselves, and --json has
+edit_box, edit_area (pixels) and mask (the PNG's path).
 A verdict on an image unlike anything the detector learned (its features far from those of its training images,
-utils/outside.py) is marked "outside" (--json: "outside": true, with outside_score, 1 being the cut): its label
-is a guess. ONNX models do not carry that score ("outside": null).
+utils/inference/outside.py) is marked "outside" (--json: "outside": true, with outside_score, 1 being the cut):
+its label is a guess. ONNX models do not carry that score ("outside": null).
 In folders, files without an image extension (.xmp, .txt, .json sidecars) are skipped and counted.
 Any size or mode is accepted and prepared as in training. A file that cannot be read gets an error line and
 the run goes on. Exit 0: every file classified; 1: some could not be read; 2: usage error (bad checkpoint...).
@@ -31,13 +32,14 @@ import sys
 from pathlib import Path
 
 from utils import cli
+from utils.inference.verdict import format_line
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py or ship.py (default: the shipped "
-                                             "detector, weights/three_class.pt)")
+                                             "default detector, weights/two_part.pt)")
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -45,7 +47,7 @@ def main(argv=None):
                    "N files drawn at random from each class (--seed) and count how many got their folder's label")
     p.add_argument("--seed", type=int, default=0, help="the draw of --sample (default 0)")
     p.add_argument("--masks", metavar="DIR", help="models with an edit map: write each classified file's map as a "
-                   "32x32 greyscale PNG under DIR (its path there is the file's path + .png; 0-255 = probability "
+                   "greyscale PNG under DIR (its path there is the file's path + .png; 0-255 = probability "
                    "that the pixel was edited)")
     p.add_argument("--batch-size", type=int, help="images a forward pass (default: 64 on a CPU, 1024 on a GPU; "
                                                   "256 with --model, where onnxruntime is indifferent to it)")
@@ -55,20 +57,21 @@ def main(argv=None):
     progress = args.progress and sys.stderr.isatty()
     truth = {}
     if args.sample:
-        from utils.prediction import sample_files
+        from utils.inference.files import sample_files
         if len(args.paths) != 1 or not Path(args.paths[0]).is_dir():
             p.error("--sample takes one folder of <CLASS>/ folders")
         sampled_from = args.paths[0]
         drawn = sample_files(sampled_from, args.sample, args.seed)
         args.paths, truth = [str(f) for f, _ in drawn], {str(f): c for f, c in drawn}
     if args.model:
-        from utils.onnx_model import OnnxClassifier
+        from utils.inference.onnx_model import OnnxClassifier
         model = OnnxClassifier(args.model)
         classes, rule = model.classes, model.edit_rule
         results = model.predict(args.paths, args.batch_size, progress, args.masks)
     else:
-        from utils.checkpoint import default_detector, load_classifier
-        from utils.inference import predict, select_device
+        from utils.inference.checkpoint import default_detector, load_classifier
+        from utils.inference.predict import predict
+        from utils.inference.scoring import select_device
         device = select_device(args.device)
         if args.checkpoint is None:
             args.checkpoint = default_detector()
@@ -94,17 +97,8 @@ def main(argv=None):
             skipped[Path(r["path"]).suffix.lower() or "(none)"] += 1
         if args.json:
             print(json.dumps(r), flush=True)
-        elif "skipped" in r:
-            continue  # counted below
-        elif "error" in r:
-            print(f"{r['path']}\tERROR\t{r['error']}", flush=True)
-        else:  # two classes: P(positive); more: every class's probability; then the edit box, if any
-            probs = "" if len(classes) == 2 else "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
-            if "edit_score" in r:  # a two-part detector: both answers, not only the label
-                probs = f"\tedit_score={r['edit_score']:.4f}"
-            box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
-            flags = ("\tuncertain" if r["uncertain"] else "") + ("\toutside" if r.get("outside") else "")
-            print(f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{probs}{flags}{box}", flush=True)
+        elif "skipped" not in r:  # counted below
+            print(format_line(r), flush=True)
     n_skipped = sum(skipped.values())
     print(f"{total} files: {total - failed - n_skipped} classified, {failed} failed, {n_skipped} skipped"
           + (f" (not images by extension: {', '.join(f'{k} {v}' for k, v in skipped.most_common())})"

@@ -6,13 +6,15 @@ use when no model is named), and measure the figures of its model card.
     python ship.py three_class --run runs/X    # ship another run as three_class
     python ship.py --train                     # retrain every detector with its recorded command, then ship
                                                # (what `make weights` runs: about 2 hours on 2 CPU cores)
+    python ship.py --docs                      # only rewrite the tables of README.md and docs/model-card.md
+                                               # from the cards (shipping it does this too)
 
 Writes weights/<name>.pt (half precision when measured to give the same verdicts on the whole test split),
 weights/<name>.onnx (for predict.py --model without torch) and weights/<name>.json: the training command,
 commit, data signatures and the measured metrics (clean test, JPEG 75, the robustness table, bench/bias.py's bias
 table, the outside-what-I-know score and its rate on the test split, edit metrics, ECE, the regression slice that
-tests/test_shipped_weights.py checks). A run from before checkpoints carried the outside score gets it fitted here,
-on its own training and validation images.
+tests/test_shipped_weights.py checks). A run whose checkpoint has no outside score, or one fitted on other features
+than the detector's, gets it fitted here, on its own training and validation images.
 """
 import argparse
 import subprocess
@@ -22,13 +24,18 @@ from utils import cli
 
 
 def main(argv=None):
-    from utils.shipping import DETECTORS, run_dir, ship
+    from shipping.detectors import DETECTORS, run_dir, ship
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help=f"detectors to ship: {', '.join(DETECTORS)} "
                                                             "(default: all)")
     p.add_argument("--run", help="the run folder to ship (default runs/weights-<name>); one NAME only")
     p.add_argument("--train", action="store_true", help="train each detector first, with its recorded command")
+    p.add_argument("--docs", action="store_true", help="only rewrite the docs' tables from the shipped cards")
     args = p.parse_args(argv)
+    if args.docs:
+        from shipping.cards import write_docs
+        print("rewrote " + (", ".join(write_docs()) or "nothing: the docs already say what the cards say"))
+        return 0
     names = args.names or list(DETECTORS)
     unknown = [n for n in names if n not in DETECTORS]
     if unknown:
@@ -41,6 +48,8 @@ def main(argv=None):
             print("$", " ".join(command), file=sys.stderr, flush=True)
             subprocess.run(command, check=True)
         ship(name, args.run, log=lambda line: print(line, file=sys.stderr, flush=True))
+    from shipping.cards import write_docs
+    print("rewrote the tables of " + (", ".join(write_docs()) or "no doc"), file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,7 @@ For two classes REAL is the negative class; titles show the predicted class and 
 import argparse
 
 from utils import cli
-from utils.report import write_report
+from utils.reporting.report import write_report
 
 
 def main(argv=None):

@@ -9,18 +9,14 @@ a request `--repeats` times, and a request of 16 images. Prints the wall time a 
 import argparse
 import json
 import statistics
-import sys
 import threading
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data import resolve_split  # noqa: E402
-from utils.shipping import regression_slice  # noqa: E402
-from web.server import create_app  # noqa: E402
+from data import resolve_split
+from shipping.detectors import regression_slice
+from web.server import create_app
 
 
 def post(url, files, detector):
@@ -57,7 +53,8 @@ def main():
     result = {"first_request_s": round(first, 3), "one_image_median_s": round(statistics.median(one), 3),
               "one_image_max_s": round(max(one), 3), "sixteen_images_s": round(sixteen, 3),
               "repeats": args.repeats, "detector": args.detector}
-    print(f"first request (loads the model): {first * 1000:.0f} ms; one image: median {result['one_image_median_s'] * 1000:.0f} ms, "
+    print(f"first request (loads the model): {first * 1000:.0f} ms; "
+          f"one image: median {result['one_image_median_s'] * 1000:.0f} ms, "
           f"slowest {result['one_image_max_s'] * 1000:.0f} ms over {args.repeats}; 16 images: {sixteen * 1000:.0f} ms")
     print(json.dumps(result))
 

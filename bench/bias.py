@@ -13,14 +13,11 @@ under "detectors". ship.py writes the same table into each shipped card.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from utils.bias import PER_CLASS, bias_images, bias_table, format_bias_table  # noqa: E402
-from utils.checkpoint import DEFAULT_DETECTOR  # noqa: E402
-from utils.shipping import DETECTORS, detector_path  # noqa: E402
+from shipping.detectors import DETECTORS, detector_path
+from utils.inference.checkpoint import DEFAULT_DETECTOR
+from utils.reporting.bias import PER_CLASS, bias_images, bias_table, format_bias_table
 
 
 def main():

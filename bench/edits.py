@@ -26,22 +26,18 @@ one JSON object.
 """
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data.derived import edit_kinds, edit_masks  # noqa: E402
-from data.edits import DIFF_LEVEL  # noqa: E402
-from data.synthetic_edits import ALL_KINDS, KINDS, kinds_from  # noqa: E402
-from utils.checkpoint import load_classifier  # noqa: E402
-from utils.inference import evaluate, folder_edit_map_metrics, predict_folder  # noqa: E402
-from utils.metrics import format_metrics  # noqa: E402
-from utils.shipping import detector_path  # noqa: E402
-from utils.training import RUNS_DIR, train  # noqa: E402
+from data.derived import edit_kinds, edit_masks
+from data.edits import DIFF_LEVEL
+from data.synthetic_edits import ALL_KINDS, KINDS, kinds_from
+from shipping.detectors import detector_path
+from utils.inference.checkpoint import load_classifier
+from utils.inference.evaluation import evaluate, folder_edit_map_metrics, predict_folder
+from utils.inference.metrics import format_metrics
+from utils.training.run import RUNS_DIR, train
 
 PATCH_KINDS = ("blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
 
@@ -153,7 +149,8 @@ def family_table():
         print(f"left out {kind}: its recall {recall[kind]:.4f} ({at5[kind]:.4f} at 5% of REAL called EDITED), "
               f"REAL called EDITED {real:.4f}", flush=True)
     print(f"\n== test-families: EDITED recall per family at each model's verdict, and [at the cut calling 5% of "
-          f"REAL EDITED]\n{'family':>22} {'left out':>15} {'all trained':>15} {'five kinds':>15} {'default detector':>17}")
+          f"REAL EDITED]\n{'family':>22} {'left out':>15} {'all trained':>15} {'five kinds':>15} "
+          f"{'default detector':>17}")
     for kind in ALL_KINDS:
         cells = ((left_out, left_out_at5), (every, every_at5), (five, five_at5), (shipped, shipped_at5))
         print(f"{kind:>22} " + " ".join(f"{r[kind]:6.3f} [{a[kind]:.3f}]" if kind in r else f"{'-':>15}"

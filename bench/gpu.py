@@ -10,17 +10,14 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import torch  # noqa: E402
-
-from data import load_folder, resolve_split  # noqa: E402
-from models import ImageClassifier, build_model, loss_function  # noqa: E402
+import torch
 from time_to_accuracy import TestChart  # noqa: E402  (bench/ is the script's own folder)
-from utils.config import make_config  # noqa: E402
-from utils.training import train  # noqa: E402
+
+from data import load_folder, resolve_split
+from models import ImageClassifier, build_model, loss_function
+from utils.training.config import make_config
+from utils.training.run import train
 
 TARGET = 0.985
 
@@ -64,7 +61,7 @@ def main():
     p.add_argument("--models", default="model_2,fullres_cnn,fullres_cnn_x2,fullres_cnn_x4",
                    help="models of the throughput table ('' skips it)")
     p.add_argument("--batch-sizes", default="128,512,2048")
-    # the time-to-98.5% run is recipe gpu (utils/config.py); these flags override it
+    # the time-to-98.5% run is recipe gpu (utils/training/config.py); these flags override it
     p.add_argument("--epochs", type=int, help="epochs of the time-to-98.5%% run (recipe gpu: 30; 0 skips the run)")
     p.add_argument("--model", help="model of the time-to-98.5%% run (recipe gpu: fullres_cnn_x8_pool_first)")
     p.add_argument("--batch-size", type=int)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Edits found at the photographs' own resolution against 32 px: issue 26's family table on 256 px crops.
+"""Edits found at the photographs' own resolution against 32 px: the family table (bench/edits.py) on 256 px
+crops.
 
 Data (made once under runs/bench/native-edits/, seeded), from the photographs data/real_photos.py lists (the
 bench says which it could not find; `make bench-deps` installs them):
@@ -17,7 +18,7 @@ every image (`localiser`'s settings but a weight average of 0.99 and no mirror T
 at 256 px on random --train-crop windows of each crop, 64 px by default, scored on whole crops): a family's
 "trained" recall comes from the run that drew it, its "left out" recall from the other. These runs are bench
 models, never shipped: no shipped 32 px detector trains on the real-photo bench's photographs.
-Scores: the edit score of utils.prediction.edit_scores (the top 9 of every 1,024 map pixels against the map's
+Scores: the edit score of utils.inference.verdict.edit_scores (the top 9 of every 1,024 map pixels against the map's
 median); the cut calls 5% of the validation photos' REAL crops EDITED (chosen there, never on the test); per
 family the share of its test crops at or over the cut, the test REAL crops' false-alarm rate at it, and the
 pixel F1 of the maps (at 0.5) on the edited test crops.
@@ -32,21 +33,19 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
+from PIL import Image
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.degradations import jpeg  # noqa: E402
-from data.images import open_rgb  # noqa: E402
-from data.real_photos import found_photos  # noqa: E402
-from data.synthetic_edits import ALL_KINDS, EDITS  # noqa: E402
-from utils.checkpoint import load_classifier  # noqa: E402
-from utils.inference import run_model  # noqa: E402
-from utils.metrics import edit_map_metrics  # noqa: E402
-from utils.prediction import edit_scores  # noqa: E402
-from utils.training import train  # noqa: E402
+from data.degradations import jpeg
+from data.images import open_rgb
+from data.real_photos import found_photos
+from data.synthetic_edits import ALL_KINDS, EDITS
+from utils.inference.checkpoint import load_classifier
+from utils.inference.metrics import edit_map_metrics
+from utils.inference.scoring import run_model
+from utils.inference.verdict import edit_scores
+from utils.training.run import train
 
 WORK = Path(__file__).resolve().parent.parent / "runs" / "bench" / "native-edits"
 TEST_SOURCES = ("mate-backgrounds", "scikit-learn", "matplotlib")
@@ -108,7 +107,8 @@ def make_sets(args) -> dict:
     sets = {}
     pictures = photo_split(args.seed)
     rng = np.random.default_rng(args.seed)
-    base = {"train": crops(pictures["train"], args.train_crops, rng), "val": crops(pictures["val"], args.val_crops, rng),
+    base = {"train": crops(pictures["train"], args.train_crops, rng),
+            "val": crops(pictures["val"], args.val_crops, rng),
             "test": crops(pictures["test"], args.test_crops, rng)}
     for size in args.sizes:
         cache = WORK / f"sets-{size}.pt"
@@ -208,8 +208,8 @@ def main():
         print(f"# {size} px: {json.dumps(out[str(size)])}", file=sys.stderr)
     print(f"\n{'family':>22}" + "".join(f"  {s} px trained / left out" for s in args.sizes))
     for kind in ALL_KINDS:
-        print(f"{kind:>22}" + "".join(f"  {out[str(s)]['trained'][kind]:>10.3f} / {out[str(s)]['left_out'][kind]:<10.3f}"
-                                      for s in args.sizes))
+        print(f"{kind:>22}" + "".join(f"  {out[str(s)]['trained'][kind]:>10.3f} / "
+                                      f"{out[str(s)]['left_out'][kind]:<10.3f}" for s in args.sizes))
     out["minutes"] = round((time.perf_counter() - started) / 60, 1)
     print(json.dumps(out))
 

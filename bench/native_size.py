@@ -6,7 +6,7 @@ the time to a verdict and a stitched edit map on a 12 MP photo.
    install with registry packages (data/real_photos.py; the bench says which it could not find) and saved as
    JPEG 90, is decoded once into the cache at 256 px (`crop`: the crops' own pixels) and trained on for
    `--steps` steps of fullres_cnn (fp32, batches of 8 crops) by the training code's own data path
-   (utils.training_data: a training part of 8.9 GB stays on disk, data.rows.DiskRows reads each batch), in a
+   (utils.training.training_data: a training part of 8.9 GB stays on disk, data.rows.DiskRows reads each batch), in a
    fresh process whose peak resident memory (ru_maxrss) is reported. Baselines, each in its own process: the
    same on 8,000 of the crops (1.6 GB, gathered into RAM: the data path alone), and CIFAKE's `train` at 32 px
    in batches of 512 (the same pixels a batch), compared per pixel. It also times the other way to feed a
@@ -28,13 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from data.images import open_rgb  # noqa: E402
-from data.real_photos import found_photos  # noqa: E402
+from data.images import open_rgb
+from data.real_photos import found_photos
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "runs" / "bench" / "native-size"
@@ -77,11 +75,12 @@ def child_train(train_path, image_size, resize, steps, max_val, batch_size, max_
     """In this (fresh) process: the training code's data for `train_path`, then `steps` training steps of
     fullres_cnn in fp32 -> images/s, pixels/s, where the training part lives, peak resident memory."""
     import torch
+
     from data import Batches
     from models import ImageClassifier, build_model, loss_function
-    from utils.config import make_config
-    from utils.optimization import make_optimizer
-    from utils.training_data import load_training_data
+    from utils.training.config import make_config
+    from utils.training.optimization import make_optimizer
+    from utils.training.training_data import load_training_data
     config = make_config(model="fullres_cnn", train_path=str(train_path), image_size=image_size, resize=resize,
                          max_val_images=max_val, max_train_images=max_train)
     data = load_training_data(config, torch.device("cpu"), verbose=False)
@@ -154,12 +153,13 @@ def memory_part(args) -> dict:
 
 def predict_part(args) -> dict:
     import torch
-    import utils.prediction
+
+    import utils.inference.files
     from models import ImageClassifier, build_model
-    from utils.checkpoint import make_checkpoint, save_checkpoint
+    from utils.inference.checkpoint import make_checkpoint, save_checkpoint
     if args.overlap is not None:
-        utils.prediction.TILE_OVERLAP = args.overlap
-    from utils.inference import predict
+        utils.inference.files.TILE_OVERLAP = args.overlap
+    from utils.inference.predict import predict
     source = max(photos(), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
     photo = WORK / "photo-12mp.jpg"
     WORK.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def predict_part(args) -> dict:
         [verdict] = predict(WORK / "untrained-256.pt", [photo], device="cpu", masks_dir=WORK / "masks")
         times.append(time.perf_counter() - t)
     return {"photo": f"{source.name} enlarged to 4000x3000", "model": args.model, "tiles": verdict["tiles"],
-            "overlap": utils.prediction.TILE_OVERLAP,
+            "overlap": utils.inference.files.TILE_OVERLAP,
             "seconds": [round(t, 2) for t in times], "best_seconds": round(min(times), 2),
             "mask_size": list(Image.open(verdict["mask"]).size), "threads": torch.get_num_threads()}
 
@@ -186,14 +186,15 @@ def main():
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--model", default="edit_map_lite")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--overlap", type=float, help="tiles' overlap instead of utils.prediction.TILE_OVERLAP")
-    p.add_argument("--batch-256", type=int, default=8, help="crops of 256 px a training batch (32 px: 64 times as many)")
+    p.add_argument("--overlap", type=float, help="tiles' overlap instead of utils.inference.files.TILE_OVERLAP")
+    p.add_argument("--batch-256", type=int, default=8,
+                   help="crops of 256 px a training batch (32 px: 64 times as many)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child_train(*json.loads(args.child))))
         return
-    from utils.precision import cpu_line, describe_cpu
+    from utils.training.precision import cpu_line, describe_cpu
     print(f"# {cpu_line(describe_cpu())}", file=sys.stderr)
     out = {"cpu": describe_cpu()}
     for part in args.parts.split(","):

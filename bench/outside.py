@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Which "outside what I know" score to ship (utils/outside.py): each candidate fitted on the real-vs-fake run's
-training images as its batches showed them, its cut at the 97.5% quantile of one half of that run's validation
+"""Which "outside what I know" score to ship (utils/inference/outside.py): each candidate fitted on the real-vs-fake
+run's training images as its batches showed them, its cut at the 97.5% quantile of one half of that run's validation
 images, and judged on data made here, never on the real-photo bench or a test split:
 
 - inside: the other half of the validation images;
@@ -8,8 +8,8 @@ images, and judged on data made here, never on the real-photo bench or a test sp
   `mosaic` (an image and its mirror images, 2x2, shrunk into one: four times the detail a pixel, as a large
   photo shrunk to 32x32) and `zoom` (the centre 16x16 enlarged: a crop of a larger picture, less detail a pixel).
 
-Candidates, each fitted as ship() would fit it (utils.outside.fit_outside): the real-vs-fake part's activations
-(the score before), with the noise-residual spectrum (`residual_features`), both parts' activations (the
+Candidates, each fitted as ship() would fit it (utils.inference.outside.fit_outside): the real-vs-fake part's
+activations (the score before), with the noise-residual spectrum (`residual_features`), both parts' activations (the
 localiser's too), and all of them. Prints the share of each set above the cut and the ROC-AUC (inside against
 each outside set); the candidate with the best mean ROC-AUC is named; the last line is JSON.
 
@@ -17,21 +17,16 @@ each outside set); the candidate with the best mean ROC-AUC is named; the last l
 """
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sklearn.metrics import roc_auc_score  # noqa: E402
-
-from utils.checkpoint import load_classifier  # noqa: E402
-from utils.inference import checkpoint_split  # noqa: E402
-from utils.outside import fit_outside, outside_scores, training_view  # noqa: E402
-from utils.shipping import detector_path  # noqa: E402
+from shipping.detectors import detector_path
+from utils.inference.checkpoint import load_classifier
+from utils.inference.evaluation import checkpoint_split
+from utils.inference.outside import fit_outside, outside_scores, training_view
 
 SEED = 5
 
@@ -75,8 +70,8 @@ def main():
     result = {}
     print(f"fit on {len(fit)} training-view images; cut on {half} validation images; inside: {len(inside)}, "
           f"mosaic {len(sets['mosaic'])}, zoom {len(sets['zoom'])}")
-    print(f"{'candidate (as shipped: utils/outside.py)':46s} {'inside out':>10s} {'mosaic out':>10s} {'AUC':>6s} "
-          f"{'zoom out':>9s} {'AUC':>6s}")
+    print(f"{'candidate (as shipped: utils/inference/outside.py)':46s} {'inside out':>10s} {'mosaic out':>10s} "
+          f"{'AUC':>6s} {'zoom out':>9s} {'AUC':>6s}")
     for name, features in candidates.items():
         stats = fit_outside(model, fit, cut_part, **features)  # the cut: the 97.5% quantile of cut_part
         score = {s: outside_scores(model, stats, x) for s, x in sets.items()}

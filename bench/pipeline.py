@@ -18,19 +18,18 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
+from torch import nn
+from torchvision import datasets, transforms
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torchvision import datasets, transforms  # noqa: E402
+from data import Batches, load_folder, resolve_split
+from models import ImageClassifier, build_model
+from utils.inference.scoring import run_model
+from utils.training.config import make_config
+from utils.training.optimization import make_optimizer
+from utils.training.precision import cpu_line, describe_cpu
 
-from data import Batches, load_folder, resolve_split  # noqa: E402
-from models import ImageClassifier, build_model  # noqa: E402
-from utils.inference import run_model  # noqa: E402
-from utils.precision import cpu_line, describe_cpu  # noqa: E402
-from utils.config import make_config  # noqa: E402
-from utils.optimization import make_optimizer  # noqa: E402
 
 def seed_loader(split_dir, train, subset=None, batch_size=64):
     tf = [transforms.ToTensor()]
@@ -115,7 +114,7 @@ def main():
     idx = np.sort(np.random.default_rng(0).permutation(len(test.labels))[:args.eval_images])
     imgs = torch.from_numpy(np.ascontiguousarray(test.images[idx]))
     t0 = time.perf_counter()
-    run_model(model, imgs)  # as a test report scores: ONNX Runtime on a CPU (utils.scoring)
+    run_model(model, imgs)  # as a test report scores: ONNX Runtime on a CPU (utils.inference.scoring)
     out["eval_img_s"] = len(idx) / (time.perf_counter() - t0)
     out["eval_speedup"] = out["eval_img_s"] / out["seed_eval_img_s"]
     print(json.dumps({k: round(v, 3) for k, v in out.items() if k != "cpu"}), file=sys.stderr)

@@ -15,24 +15,21 @@ and the last two among the verdicts given without an outside warning), every tab
 import argparse
 import collections
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data.degradations import jpeg  # noqa: E402
-from data.images import open_rgb, square_view  # noqa: E402
-from data.real_photos import listed_photos, real_photo_files, tiles  # noqa: E402
-from utils.checkpoint import load_classifier  # noqa: E402
-from utils.inference import predict, score_images  # noqa: E402
-from utils.metrics import wilson_interval  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-from utils.bias import bias_images  # noqa: E402
-from utils.outside import outside_scores  # noqa: E402
-from utils.shipping import DETECTORS, detector_path  # noqa: E402
+from data.degradations import jpeg
+from data.images import open_rgb, square_view
+from data.real_photos import listed_photos, real_photo_files, tiles
+from shipping.detectors import DETECTORS, detector_path
+from utils.inference.checkpoint import load_classifier
+from utils.inference.metrics import wilson_interval
+from utils.inference.outside import outside_scores
+from utils.inference.predict import predict, score_images
+from utils.reporting.bias import bias_images
 
 SCALES = {"whole photo (predict.py)": 1.0, "halves (1/2 of the short side)": 0.5, "quarters (1/4)": 0.25,
           "1/8": 0.125, "32x32 crops, no resizing": 0.0}
@@ -82,7 +79,8 @@ def main():
     photos, missing = real_photo_files()
     by_source = collections.Counter(source for source, _ in photos)
     not_found = sum(len(m["files"]) for m in missing.values())
-    print(f"{len(photos)} of {listed_photos()} listed photos found: " + ", ".join(f"{s} {n}" for s, n in by_source.items())
+    print(f"{len(photos)} of {listed_photos()} listed photos found: "
+          + ", ".join(f"{s} {n}" for s, n in by_source.items())
           + "".join(f"; {len(m['files'])} of {s} not found ({m['install']}; `make bench-deps` installs every source)"
                     for s, m in missing.items()))
     all_views = views(photos)
@@ -109,7 +107,8 @@ def main():
                                              for (source, p), r in zip(photos, from_files)}
         if ck.get("outside"):  # how well the score tells CIFAKE test images from these photos (a report only)
             cifake = bias_images(per_class=500)[0]
-            scores = [outside_scores(model, ck["outside"], v) for v in (cifake, torch.from_numpy(all_views[first_scale]))]
+            scores = [outside_scores(model, ck["outside"], v)
+                      for v in (cifake, torch.from_numpy(all_views[first_scale]))]
             table["outside_roc_auc"] = float(roc_auc_score(np.r_[np.zeros(len(scores[0])), np.ones(len(scores[1]))],
                                                            np.r_[scores[0], scores[1]]))
             table["cifake_test_outside"] = float(np.mean(scores[0] > ck["outside"]["threshold"]))
@@ -121,7 +120,8 @@ def main():
             out = "-" if row["outside"] is None else f"{row['outside']:.1%}"
             print(f"{scale:34s} {row['n']:4d} " + " ".join(
                 f"{row[c]['rate']:6.1%} [{row[c]['ci95'][0]:.2f}-{row[c]['ci95'][1]:.2f}]" for c in scored["classes"])
-                  + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  {row['confident_fake']:9.1%}"
+                  + f"  {row['uncertain']:9.1%}  {out:>7s}  {row['real_or_outside']:12.1%}  "
+                  f"{row['confident_fake']:9.1%}"
                   f"  {row['edited_not_outside']:13.1%}  {row['confident_fake_not_outside']:16.1%}")
         if "outside_roc_auc" in table:
             print(f"outside score: {table['cifake_test_outside']:.1%} of 1,000 CIFAKE test images outside; ROC-AUC "
@@ -129,7 +129,8 @@ def main():
         print("whole photos: " + ", ".join(f"{k} {v[0]} {v[1]:.2f}{' outside' if v[2] else ''}"
                                            for k, v in table[first_scale]["per_photo"].items()))
     first = next(iter(result["detectors"].values()))[first_scale]
-    summary = {"photos": len(photos), "photos_not_found": not_found, "sources": len(by_source), "called_real": first["REAL"]["rate"],
+    summary = {"photos": len(photos), "photos_not_found": not_found, "sources": len(by_source),
+               "called_real": first["REAL"]["rate"],
                "outside": first["outside"], "called_real_or_outside": first["real_or_outside"],
                "called_edited": first.get("EDITED", {}).get("rate", 0.0), "confident_fake": first["confident_fake"],
                "called_edited_not_outside": first["edited_not_outside"],

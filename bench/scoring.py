@@ -2,10 +2,10 @@
 """Training and scoring images/s on this CPU, for `model_2`, `fullres_cnn` and the shipped default detector
 (its two parts' networks for training; the joined detector, edit map included, for scoring), in one run.
 
-Scoring is measured on the same test images by both engines of utils.scoring: PyTorch's eager forward in
+Scoring is measured on the same test images by both engines of utils.inference.scoring: PyTorch's eager forward in
 batches of 64 (the path before ONNX Runtime was added; still the path for a handful of files) and `auto` (what
 evaluate.py, the test report and validation use: ONNX Runtime for a large set on a CPU). Training is the
-training step of utils.train_loop (fused AdamW, channels-last) on batches of the recipe's size, in fp32, and in
+training step of utils.training.loop (fused AdamW, channels-last) on batches of the recipe's size, in fp32, and in
 bf16 where the CPU runs it natively. The first line says which CPU; to measure an AVX2-only CPU on a newer one:
 `ONEDNN_MAX_CPU_ISA=AVX2 python bench/scoring.py`. The last line is one JSON object.
 
@@ -13,23 +13,19 @@ bf16 where the CPU runs it natively. The first line says which CPU; to measure a
 """
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from data import load_folder, resolve_split  # noqa: E402
-from models import ImageClassifier, build_model, loss_function  # noqa: E402
-from utils.checkpoint import DEFAULT_DETECTOR, load_classifier  # noqa: E402
-from utils.config import make_config  # noqa: E402
-from utils.inference import run_model  # noqa: E402
-from utils.precision import cpu_autocast, cpu_has_native_bf16, cpu_line, describe_cpu  # noqa: E402
-from utils.shipping import detector_path  # noqa: E402
-from utils.optimization import make_optimizer  # noqa: E402
+from data import load_folder, resolve_split
+from models import ImageClassifier, build_model, loss_function
+from shipping.detectors import detector_path
+from utils.inference.checkpoint import DEFAULT_DETECTOR, load_classifier
+from utils.inference.scoring import run_model
+from utils.training.config import make_config
+from utils.training.optimization import make_optimizer
+from utils.training.precision import cpu_autocast, cpu_has_native_bf16, cpu_line, describe_cpu
 
 # name -> (network, classes, batch size of the recipe that trains it)
 TRAINED = {"model_2": ("model_2", 2, 64), "fullres_cnn": ("fullres_cnn", 2, 128),

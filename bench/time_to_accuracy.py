@@ -10,21 +10,20 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
+from data import load_folder, resolve_split
+from models import build_model, probabilities
+from utils.inference.evaluation import robustness, validation_robustness
+from utils.inference.metrics import format_robustness
+from utils.inference.scoring import run_model
+from utils.inference.verdict import decide
+from utils.training.config import make_config
+from utils.training.precision import cpu_line, describe_cpu
+from utils.training.run import RUNS_DIR, train
 
-from data import load_folder, resolve_split  # noqa: E402
-from models import build_model, decide, probabilities  # noqa: E402
-from utils.inference import robustness, run_model, validation_robustness  # noqa: E402
-from utils.metrics import format_robustness  # noqa: E402
-from utils.precision import cpu_line, describe_cpu  # noqa: E402
-from utils.config import make_config  # noqa: E402
-from utils.training import RUNS_DIR, train  # noqa: E402
-
-# Each run is a recipe of utils/config.py by name (with overrides), trained on the full `train` split. The long
+# Each run is a recipe of utils/training/config.py by name (with overrides), trained on the full `train` split. The long
 # recipes train for as many epochs as fit their budget on the machine at hand (measured before they start), so
 # "accuracy in 20 CPU minutes" holds on a slow CPU too; validation and calibration fit inside.
 RUNS = {
@@ -75,7 +74,7 @@ class TestChart:
     def __call__(self, row, model):
         t0 = time.perf_counter()
         probs = probabilities(run_model(model, self.test.images, self.batch_size, self.device))
-        accuracy = float((decide(probs).numpy() == self.test.labels).mean())
+        accuracy = float((decide(probs) == torch.as_tensor(self.test.labels)).float().mean())
         self.scoring += time.perf_counter() - t0
         self.points.append({"epoch": row["epoch"], "seconds": round(self.elapsed(), 1),
                             "val_accuracy": row["val_accuracy"], "test_accuracy": accuracy})
@@ -141,20 +140,24 @@ def main():
                 summaries.append(json.loads(saved.read_text()))
             else:
                 summaries.append(run(name, RUNS[name], test, args.quick, seed))
-    print(f"{'run':<12} {'model':<25} {'params':>9} {'MMACs':>6} {'epochs':>6} {'prec.':>5} {'minutes':>7} {'val acc':>8} {'test acc':>8} "
+    print(f"{'run':<12} {'model':<25} {'params':>9} {'MMACs':>6} {'epochs':>6} {'prec.':>5} {'minutes':>7} "
+          f"{'val acc':>8} {'test acc':>8} "
           f"{'ROC-AUC':>8} {'ECE':>7}  (chart: seconds -> test accuracy)")
     for s in summaries:
         chart = " ".join(f"{c['seconds']:.0f}s:{c['test_accuracy']:.4f}" for c in s["chart"])
         print(f"{s['name']:<12} {s['model']:<25} {s['parameters']:>9,} {s['mmacs']:>6} {s.get('epochs', '?'):>6} "
               f"{s.get('precision', '?'):>5} {s['minutes']:>7.2f} "
-              f"{s['best_val_accuracy']:>8.4f} {s['test_accuracy']:>8.4f} {s['roc_auc']:>8.4f} {s['ece'] or 0:>7.4f}  {chart}")
+              f"{s['best_val_accuracy']:>8.4f} {s['test_accuracy']:>8.4f} {s['roc_auc']:>8.4f} "
+              f"{s['ece'] or 0:>7.4f}  {chart}")
     for s in summaries:
         if "robustness" in s:
-            print(f"robustness of {s['name']}:\n" + format_robustness(s.get("validation_robustness", []) + s["robustness"]))
+            rows = s.get("validation_robustness", []) + s["robustness"]
+            print(f"robustness of {s['name']}:\n" + format_robustness(rows))
     best = max(summaries, key=lambda s: s["best_val_accuracy"])  # chosen on validation, reported on test
     to_93 = time_to(summaries)
     robust = next((s for s in summaries if s["name"] == "robust"), None)
-    rob = {r["set"].rsplit("-", 1)[-1]: r["accuracy"] for r in robust["robustness"]} if robust and "robustness" in robust else {}
+    rob = ({r["set"].rsplit("-", 1)[-1]: r["accuracy"] for r in robust["robustness"]}
+           if robust and "robustness" in robust else {})
     print(json.dumps({"cpu": cpu_line(cpu), "precision": {s["name"]: s.get("precision") for s in summaries},
                       "best_run": best["name"], "best_test_acc": best["test_accuracy"], "minutes": best["minutes"],
                       "time_to_93_s": to_93["mean"], "time_to_93_s_range": to_93["range"],

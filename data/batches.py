@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from .lazy import TF
 
 from .degradations import CIFAKE_JPEG_QUALITY, jpeg, robust_augment
+from .lazy import TF
 from .synthetic_edits import KINDS, edit_some, with_edited_class
 
 VAL_EDIT_SEED = 7919  # the validation part's synthetic edits: fixed, so every epoch and every reader sees the same
@@ -64,11 +64,11 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
                    masks=None, robust=0.0, edit_classes=("REAL",), max_val_images=0) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
     checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
-    and that share of the validation part's images of `edit_classes` (REAL) is edited once, with a fixed seed (training batches
-    edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known (data.derived.edit_masks).
-    With `robust` (a run trained under label-neutral changes), every validation image is then saved at CIFAKE's
-    JPEG quality, as the edited test splits are. `max_val_images`: validate on a seeded sample of that many of
-    the validation part (a short run's validation decides little: its time belongs to training)."""
+    and that share of the validation part's images of `edit_classes` (REAL) is edited once, with a fixed seed (training
+    batches edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known
+    (data.derived.edit_masks). With `robust` (a run trained under label-neutral changes), every validation image is then
+    saved at CIFAKE's JPEG quality, as the edited test splits are. `max_val_images`: validate on a seeded sample of that
+    many of the validation part (a short run's validation decides little: its time belongs to training)."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
     if synthetic_edits and "EDITED" not in classes:
         classes, remap = with_edited_class(classes)
@@ -170,7 +170,8 @@ class Batches:
             (self.seed * 100_003 + self.epoch) * 1_000 + self.rank)
         for idx in self.batch_indices(order):
             if self.shuffle:
-                idx = idx.sort().values  # sorted gathers read the memory map sequentially; order within a batch is irrelevant
+                # sorted gathers read the memory map sequentially; order within a batch is irrelevant
+                idx = idx.sort().values
             x = torch.as_tensor(self.images[idx]).to(self.device, non_blocking=True)  # a read, from disk
             y = self.labels[idx].to(self.device, non_blocking=True)
             m = None
@@ -209,7 +210,8 @@ class Batches:
         if self.crop_padding:
             pad = self.crop_padding
             h, w = x.shape[2:]
-            padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect" if x.is_floating_point() else "constant")
+            mode = "reflect" if x.is_floating_point() else "constant"
+            padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode=mode)
             dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
             # one shift per batch keeps this a single slice; batches differ, so samples see many shifts
             x = padded[:, :, dy:dy + h, dx:dx + w]

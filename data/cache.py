@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 import PIL
 
 from . import images as decoding
@@ -268,7 +267,7 @@ def _build(root, cache_dir, key, classes, entries, signature, workers, verbose, 
              "classes": classes, "files": files, "labels": labels, "found": len(entries),
              "resized": resized, "skipped": skipped, "seconds": round(time.perf_counter() - t0, 2)}
     atomic_write(cache_dir / f"{key}.json", lambda f: f.write(json.dumps(index).encode()))
-    for old in list(cache_dir.glob(f"{key}-*.u8")) + list(cache_dir.glob(f"{key}-*.npy")):  # earlier versions
+    for old in list(cache_dir.glob(f"{key}-*.u8")) + list(cache_dir.glob(f"{key}-*.npy")):  # this view's stale arrays
         if old.name != array_name and old.name[len(key) + 1:].count("-") == 0:  # not another view's array
             old.unlink(missing_ok=True)
     cached = _read_cache(cache_dir / f"{key}.json", signature, root)

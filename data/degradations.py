@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from .lazy import TF
 
+from .lazy import TF
 
 CIFAKE_JPEG_QUALITY = 75  # every shipped REAL, FAKE and EDITED file's quantisation tables
 
@@ -149,7 +149,8 @@ TEST_COPIES = {
 BIAS_CHANGES = {
     "jpeg90": ("jpeg", 90), "jpeg60": ("jpeg", 60), "jpeg30": ("jpeg", 30),
     "webp80": ("webp", 80), "webp50": ("webp", 50), "palette256": ("palette", 256), "palette64": ("palette", 64),
-    "down_up24": ("resize", 24), "down_up16": ("resize", 16), "enlarge2": ("enlarge", 2), "enlarge3.5": ("enlarge", 3.5),
+    "down_up24": ("resize", 24), "down_up16": ("resize", 16),
+    "enlarge2": ("enlarge", 2), "enlarge3.5": ("enlarge", 3.5),
     "blur0.6": ("blur", 0.6), "sharpen1": ("sharpen", 1.0), "noise3": ("noise", 3.0), "noise10": ("noise", 10.0),
     "gamma0.8": ("gamma", 0.8), "gamma1.25": ("gamma", 1.25), "saturation1.3": ("saturation", 1.3),
     "saturation0.7": ("saturation", 0.7), "flip": ("flip", None),

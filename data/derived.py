@@ -28,8 +28,8 @@ from PIL import Image
 
 from . import edit_families, edits, synthetic_edits
 from .degradations import CIFAKE_JPEG_QUALITY  # edited test images are saved with it, as every shipped file is
-from .images import ImageError, load_image
 from .folders import code_fingerprint, is_fresh, staged_folder, write_manifest
+from .images import ImageError, load_image
 from .sources import default_data_root
 
 EDITED_PER_SET = 1500
@@ -101,8 +101,8 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
             edits_b = _make_edits(test_real, set_b, np.random.default_rng(SEED + 2))
             fakes = [(test_fake / n, n) for n in _files(test_fake)]
             used_a, used_all = set(set_a), set(sources)
-            _write_split(root, "test-real-edited",
-                         {"REAL": [(test_real / n, n) for n in real_names if n not in used_a]}, edits_a, fingerprint, log)
+            unused = [(test_real / n, n) for n in real_names if n not in used_a]
+            _write_split(root, "test-real-edited", {"REAL": unused}, edits_a, fingerprint, log)
             _write_split(root, "test-fake-edited", {"FAKE": fakes}, edits_b, fingerprint, log)
             _write_split(root, "test-3class", {"REAL": [(test_real / n, n) for n in real_names if n not in used_all],
                                                "FAKE": fakes}, {**edits_a, **edits_b}, fingerprint, log)
@@ -113,8 +113,9 @@ def build_derived_splits(data_root=None, verbose=True, edited_per_set=EDITED_PER
         if not is_fresh(root / "train-3class", fingerprint):
             edited = _shipped_edited(root)
             real = [(re_dir / "REAL" / n, n) for n in _files(re_dir / "REAL") if n not in edited]
-            _write_split(root, "train-3class", {"REAL": real, "FAKE": [(fe_dir / "FAKE" / n, n) for n in _files(fe_dir / "FAKE")],
-                                                "EDITED": [(p, n) for n, p in sorted(edited.items())]}, {}, fingerprint, log)
+            fake = [(fe_dir / "FAKE" / n, n) for n in _files(fe_dir / "FAKE")]
+            edits = [(p, n) for n, p in sorted(edited.items())]
+            _write_split(root, "train-3class", {"REAL": real, "FAKE": fake, "EDITED": edits}, {}, fingerprint, log)
         done.append("train-3class")
     done += _build_from_train(root, fingerprint, log)
     return done

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from .lazy import TF
 
 from .degradations import jpeg
+from .lazy import TF
 
 
 def _u(n, lo, hi, gen):

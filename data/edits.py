@@ -108,6 +108,7 @@ def random_edit(img, rng):
         out = copy_patch(img, region, **params)
     else:
         region = _region(rng, size)
-        params = {"brightness": round(float(rng.uniform(-40, 40)), 1), "contrast": round(float(rng.uniform(0.6, 1.6)), 2)}
+        params = {"brightness": round(float(rng.uniform(-40, 40)), 1),
+                  "contrast": round(float(rng.uniform(0.6, 1.6)), 2)}
         out = brightness_contrast(img, region, **params)
     return out, [{"edit": str(kind), "region": region, **params}]

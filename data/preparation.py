@@ -14,10 +14,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from . import sources
 from .derived import build_derived_splits
 from .folders import staged_folder
 from .perturbed import build_perturbed_splits
-from . import sources
 from .sources import WHERE_TO_GET_DATA, DataError, default_data_root, list_splits
 
 UNPACKED = ".unpacked.json"  # the archives unpacked into a data root: {path: {size, mtime_ns, splits}}

@@ -29,7 +29,8 @@ SOURCES = {  # name -> (how to install it, (a Python package or an absolute fold
     "mate-backgrounds": ("apt-get install mate-backgrounds", ("/usr/share/backgrounds/mate", "nature", [
         "Aqua.jpg", "Blinds.jpg", "Dune.jpg", "FreshFlower.jpg", "Garden.jpg", "GreenMeadow.jpg", "LadyBird.jpg",
         "RainDrops.jpg", "Storm.jpg", "TwoWings.jpg", "Wood.jpg", "YellowFlower.jpg"])),
-    "lomiri-wallpapers": ("apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", ("/usr/share/backgrounds", "", [
+    "lomiri-wallpapers": ("apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04", (
+        "/usr/share/backgrounds", "", [
         "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Kleiber_by_Lukas_Baubkus.jpg",
         "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg",
         "aitzgorri_by_Aitzol_Berasategi.jpg", "free_by_Peter_Nerlich.jpg", "friends_by_Aitzol_Berasategi.jpg",

@@ -14,9 +14,9 @@ changed a pixel (in any channel). Everything is drawn from `gen`, so a seeded ge
 (training batches and the validation part alike).
 """
 import torch
-from .lazy import TF
 
 from .edit_families import FAMILIES
+from .lazy import TF
 from .sources import order_classes
 
 KINDS = ("salt_and_pepper", "blur_patch", "smooth_patch", "copy_patch", "brightness_contrast")
@@ -107,8 +107,8 @@ ALL_KINDS = tuple(EDITS)
 
 
 def kinds_from(text=None) -> tuple:
-    """A run's `edit_kinds` setting -> the kinds: comma-separated names, "all" for ALL_KINDS, or None (a checkpoint
-    from before the setting) for the shipped five."""
+    """A run's `edit_kinds` setting -> the kinds: comma-separated names, "all" for ALL_KINDS, or None for the
+    shipped five."""
     if text is None:
         return KINDS
     return _known(ALL_KINDS if text == "all" else tuple(k.strip() for k in text.split(",")))
@@ -143,8 +143,8 @@ EDITED, REAL = "EDITED", "REAL"
 
 
 def edit_classes_from(text=None) -> tuple:
-    """A run's `edit_classes` setting ("REAL" or "REAL,FAKE"; None in a checkpoint from before it) -> the class
-    names whose images synthetic edits may hit."""
+    """A run's `edit_classes` setting ("REAL" or "REAL,FAKE"; None: REAL) -> the class names whose images
+    synthetic edits may hit."""
     names = tuple(c.strip().upper() for c in (text or REAL).split(",") if c.strip())
     if not names or EDITED in names:
         raise ValueError(f"edit classes {text!r}: name the classes to edit, e.g. REAL or REAL,FAKE (not EDITED)")

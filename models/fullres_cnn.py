@@ -29,7 +29,9 @@ class FullResCNN(nn.Module):
         a, b, c, d = widths
 
         def down(c_in, c_out):  # the stage's last convolution and the halving of the resolution
-            return [conv_bn_relu(c_in, c_out, pool=True)] if pool_first else [conv_bn_relu(c_in, c_out), nn.MaxPool2d(2)]
+            if pool_first:
+                return [conv_bn_relu(c_in, c_out, pool=True)]
+            return [conv_bn_relu(c_in, c_out), nn.MaxPool2d(2)]
         self.features = nn.Sequential(
             conv_bn_relu(3, a), *down(a, a),   # 32x32: the finest pixels
             conv_bn_relu(a, b), *down(b, b),   # 16x16

@@ -1,8 +1,9 @@
 """model_2: the seed's FakeNet2, layer for layer (1,454,081 parameters).
 
 Three conv blocks (conv 3x3 -> ReLU -> BatchNorm -> max-pool; the third block has no pool, as in the seed),
-then an MLP head; at another image size than 32, the last map is pooled to the 4x4 the head was built for. The seed ended in a Sigmoid; here forward returns logits and the probability is taken in
-one place (`models.probabilities`), so BCE-with-logits can be used for numerical stability.
+then an MLP head; at another image size than 32, the last map is pooled to the 4x4 the head was built for. The seed
+ended in a Sigmoid; here forward returns logits and the probability is taken in one place (`models.probabilities`),
+so BCE-with-logits can be used for numerical stability.
 """
 import torch.nn.functional as F
 from torch import nn

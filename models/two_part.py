@@ -5,7 +5,7 @@ is "edited". So:
 
 - `real_vs_fake`: a whole-image classifier, its one logit is P(FAKE) (the robust detector's network);
 - `localiser`: an edit-map network trained on REAL and FAKE images alike, whose map alone decides EDITED
-  (utils.prediction.edit_scores pools it; its own class head is not used for the verdict).
+  (utils.inference.verdict.edit_scores pools it; its own class head is not used for the verdict).
 
 `forward(x)` returns the real-vs-fake logit, as every network here; `forward_with_map(x)` -> (that logit, the
 localiser's map logits (N, 1, H, W)). Each part keeps the input normalisation it was trained with: the

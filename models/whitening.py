@@ -41,7 +41,8 @@ def whiten_first_conv(model: nn.Module, images: torch.Tensor, n_images: int = 50
     directions when it has fewer than twice as many filters as a patch has values, and its default filters
     beyond. The filters are scaled to the default initialisation's mean norm. Returns a line for the log."""
     conv = first_conv(model.net)
-    n_images = max(1, min(n_images, n_images * 32 * 32 // (images.shape[-1] * images.shape[-2])))  # as many pixels as 32 px
+    # as many pixels as 32 px
+    n_images = max(1, min(n_images, n_images * 32 * 32 // (images.shape[-1] * images.shape[-2])))
     picked = np.sort(np.random.default_rng(seed).permutation(len(images))[:n_images])
     x = (images[torch.from_numpy(picked).to(images.device)] if isinstance(images, torch.Tensor)
          else torch.from_numpy(images[picked]))  # or a split on disk (data.rows.DiskRows)

@@ -56,7 +56,7 @@ def tiny_test(tmp_path):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """One short training run shared by the round-trip tests (seconds on a CPU)."""
-    from utils.training import train
+    from utils.training.run import train
     base = tmp_path_factory.mktemp("run")
     os.environ.setdefault("AIC_CACHE_DIR", str(base / "cache"))
     train_dir = write_split(base / "train", {"REAL": 64, "FAKE": 64}, seed=3)

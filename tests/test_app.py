@@ -12,15 +12,15 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, write_split
-from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR
-from utils.inference import predict
+from utils.inference.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR
+from utils.inference.predict import predict
 from web.server import create_app
 
 
 @pytest.fixture(scope="module")
 def runs_with_a_checkpoint(tmp_path_factory):
     """A runs/ folder holding one tiny trained run (a map-less two-class model, trained in seconds)."""
-    from utils.training import train
+    from utils.training.run import train
     base = tmp_path_factory.mktemp("app")
     os.environ.setdefault("AIC_CACHE_DIR", str(base / "cache"))
     train(model="model_2", train_path=str(write_split(base / "train", {"REAL": 32, "FAKE": 32}, seed=5)),
@@ -111,7 +111,7 @@ def test_page_in_headless_chromium(shipped_root, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
     from werkzeug.serving import make_server
 
-    from utils.checkpoint import load_classifier
+    from utils.inference.checkpoint import load_classifier
     test = shipped_root / "test-3class"
     classifier = load_classifier(WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.pt")  # the page's first choice
     picked = {c: _correctly_classified(classifier, test / c)[0] for c in ("REAL", "EDITED", "FAKE")}

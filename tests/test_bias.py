@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from data.degradations import DEGRADATIONS, BIAS_CHANGES, apply_change, is_trained, opt_in_kinds, robust_augment
+from data.degradations import BIAS_CHANGES, DEGRADATIONS, apply_change, is_trained, opt_in_kinds, robust_augment
 from tests.conftest import write_split
-from utils.bias import bias_table, trained_by
-from utils.config import make_config
-from utils.checkpoint import load_classifier
-from utils.outside import fit_outside, outside_scores
+from utils.inference.checkpoint import load_classifier
+from utils.inference.outside import fit_outside, outside_scores
+from utils.reporting.bias import bias_table, trained_by
+from utils.training.config import make_config
 
 
 def test_edited_test_images_are_encoded_as_cifake_real_and_fake_are(shipped_root):
@@ -82,7 +82,7 @@ def test_the_bias_table_counts_moved_verdicts_and_where_they_went(trained_run):
 def test_a_run_carries_an_outside_score_that_flags_images_unlike_its_training_images(trained_run, tmp_path):
     """The cut is the held-out quantile: about 2.5% of images like the training ones are outside, while noise
     images (nothing like the smooth gradients trained on) all are; predict() reports it per file."""
-    from utils.inference import predict
+    from utils.inference.predict import predict
     model, ck = load_classifier(trained_run["result"]["checkpoint"])
     stats = ck["outside"]
     assert stats["quantile"] == 0.975 and stats["heldout_images"] > 0 and stats["threshold"] > 0
@@ -117,7 +117,7 @@ def test_the_score_is_fitted_on_training_batches_and_cut_on_unedited_validation_
     """The Gaussians see the images as the run's batches showed them (edited photos among them, drawn from the
     seed), and the cut comes from the unedited validation images alone: edited ones, however far, do not move it."""
     from models import ImageClassifier, build_model
-    from utils.outside import fit_for_run, training_view
+    from utils.inference.outside import fit_for_run, training_view
     torch.manual_seed(0)
     model = ImageClassifier(build_model("fullres_cnn", 3), [0.5] * 3, [0.25] * 3).eval()
     rng = np.random.default_rng(2)

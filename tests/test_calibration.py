@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from models import fit_temperature, probabilities
-from utils.checkpoint import load_checkpoint, load_classifier
-from utils.inference import predict
-from utils.prediction import UNCERTAIN_BELOW
-from utils.metrics import classification_metrics, expected_calibration_error
+from utils.inference.checkpoint import load_checkpoint, load_classifier
+from utils.inference.metrics import classification_metrics, expected_calibration_error
+from utils.inference.predict import predict
+from utils.inference.verdict import UNCERTAIN_BELOW
 
 
 def test_ece_of_perfect_and_overconfident_predictions():
@@ -44,7 +44,7 @@ def test_checkpoint_carries_the_temperature(trained_run):
     assert trained_run["result"]["test_metrics"]["ece"] is not None
     # fitted on the saved weights' validation logits (kept from the best epoch, not scored again): the same fit
     from data import load_folder, split_train_val
-    from utils.inference import run_model
+    from utils.inference.scoring import run_model
     folder = load_folder(trained_run["train_dir"])
     _, val_idx = split_train_val(folder.labels, 0.1, 0)
     model.temperature.fill_(1.0)

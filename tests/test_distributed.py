@@ -7,26 +7,25 @@ import sys
 import numpy as np
 
 from data import load_folder, split_train_val
+from models import probabilities
 from tests.conftest import write_split
 from tests.test_pipeline import REPO, cli
-from utils.checkpoint import load_classifier
-from utils.inference import run_model
-from utils.metrics import classification_metrics
-from models import probabilities
-
+from utils.inference.checkpoint import load_classifier
+from utils.inference.metrics import classification_metrics
+from utils.inference.scoring import run_model
 
 # train.py, with checkpoint reads forbidden on every rank but 0: on several nodes without a shared run folder
 # only rank 0 can see the files it wrote, so the others must get what they need by broadcast
 GUARDED_TRAIN = """
 import sys
 import torch.distributed as dist
-import utils.checkpoint, utils.train_loop, utils.training
-real = utils.checkpoint.load_checkpoint
+import utils.inference.checkpoint, utils.training.loop, utils.training.run
+real = utils.inference.checkpoint.load_checkpoint
 def guarded(path, *args, **kwargs):
     if dist.is_initialized() and dist.get_rank() > 0:
         raise RuntimeError(f"rank {dist.get_rank()} read {path}, a file only rank 0 wrote")
     return real(path, *args, **kwargs)
-for module in (utils.checkpoint, utils.train_loop, utils.training):
+for module in (utils.inference.checkpoint, utils.training.loop, utils.training.run):
     if hasattr(module, "load_checkpoint"):
         module.load_checkpoint = guarded
 import train
@@ -74,6 +73,7 @@ def test_ranks_draw_one_order_but_their_own_augmentation():
     """Disjoint shards of one permutation, but flips drawn per rank: with one seed for all ranks they were the
     same draws on every rank (correlated augmentation across the global batch)."""
     import torch
+
     from data import Batches
     images = torch.zeros(64, 3, 32, 32, dtype=torch.uint8)
     images[:, :, :, 0] = 255  # a bright left column shows whether an image was mirrored

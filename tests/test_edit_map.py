@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, write_split
 from PIL import Image
 
-from conftest import REPO, write_split
 from data import load_folder
 from data.batches import Batches, training_split
 from data.derived import edit_masks
@@ -142,10 +142,10 @@ def _textured(n, seed):
 
 
 def test_a_tiny_run_learns_a_map_that_beats_chance(tmp_path):
-    from utils.checkpoint import load_classifier
-    from utils.inference import run_model
-    from utils.metrics import edit_map_metrics
-    from utils.training import train
+    from utils.inference.checkpoint import load_classifier
+    from utils.inference.metrics import edit_map_metrics
+    from utils.inference.scoring import run_model
+    from utils.training.run import train
     (tmp_path / "t" / "REAL").mkdir(parents=True)
     for i, image in enumerate(_textured(320, seed=1)):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "t" / "REAL" / f"{i:04d}.png")
@@ -165,7 +165,7 @@ def test_a_tiny_run_learns_a_map_that_beats_chance(tmp_path):
 
 @pytest.fixture(scope="module")
 def map_run(tmp_path_factory):
-    from utils.training import train
+    from utils.training.run import train
     base = tmp_path_factory.mktemp("maprun")
     root = write_split(base / "t", {"REAL": 48, "FAKE": 48}, seed=8)
     result = train(model="edit_map_srm", train_path=str(root), test_path="none", epochs=2, batch_size=32,
@@ -207,8 +207,8 @@ def test_models_without_a_map_predict_as_before_and_refuse_masks(trained_run, tm
 
 
 def test_onnx_export_carries_the_map(map_run, tmp_path):
-    from utils.checkpoint import load_classifier
-    from utils.onnx_model import OnnxClassifier, export_onnx, max_difference
+    from utils.inference.checkpoint import load_classifier
+    from utils.inference.onnx_model import OnnxClassifier, export_onnx, max_difference
     checkpoint, root = map_run
     model, ck = load_classifier(checkpoint)
     export_onnx((model, ck), tmp_path / "m.onnx")
@@ -219,7 +219,7 @@ def test_onnx_export_carries_the_map(map_run, tmp_path):
 
 
 def test_evaluate_reports_pixel_metrics_against_the_sources(map_run, tmp_path):
-    from utils.inference import evaluate
+    from utils.inference.evaluation import evaluate
     checkpoint, root = map_run
     data = tmp_path / "images"
     write_split(data / "train", {"REAL": 12}, seed=10)
@@ -236,7 +236,7 @@ def test_evaluate_reports_pixel_metrics_against_the_sources(map_run, tmp_path):
 
 
 def test_gradcam_explains_the_verdict_of_a_map_network_not_its_map():
-    from utils.gradcam import gradcam, last_conv_layer
+    from utils.reporting.gradcam import gradcam, last_conv_layer
     model = ImageClassifier(build_model("edit_map_srm", 3), [0.5] * 3, [0.25] * 3)
     assert last_conv_layer(model) is model.net.stages[-1][-1][0]
     heat, explained = gradcam(model, torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.metrics import edit_map_metrics
+from utils.inference.metrics import edit_map_metrics
 
 
 def test_known_f1_iou_and_false_maps():
@@ -34,7 +34,7 @@ def test_a_perfect_map_and_an_empty_one():
 
 
 def test_edited_recall_by_kind_and_real_false_alarms():
-    from utils.metrics import edited_recall
+    from utils.inference.metrics import edited_recall
     classes = ["REAL", "EDITED", "FAKE"]
     labels = [1, 1, 1, 1, 0, 0, 0, 0, 2]
     preds = [1, 0, 1, 1, 0, 1, 0, 0, 1]

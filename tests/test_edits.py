@@ -7,9 +7,17 @@ from PIL import Image
 
 from data import load_folder
 from data.derived import build_derived_splits
+from data.edits import (
+    blur_patch,
+    brightness_contrast,
+    copy_patch,
+    diff_mask,
+    jpeg_resave,
+    random_edit,
+    salt_and_pepper,
+    smooth_patch,
+)
 from data.synthetic_edits import ALL_KINDS
-from data.edits import (blur_patch, brightness_contrast, copy_patch, diff_mask, jpeg_resave, random_edit, salt_and_pepper,
-                        smooth_patch)
 from tests.conftest import synthetic_image, write_split
 
 

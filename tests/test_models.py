@@ -95,7 +95,7 @@ def test_loss_matches_bce_and_cross_entropy():
 def test_scores_do_not_depend_on_the_evaluation_batch_size():
     """run_model's CPU default (64 a pass, chosen for speed) must give the very scores of any other batching:
     eval mode, so BatchNorm uses its running statistics, never the batch's."""
-    from utils.inference import eval_batch_size, run_model
+    from utils.inference.scoring import eval_batch_size, run_model
     torch.manual_seed(0)
     model = ImageClassifier(build_model("model_2"), [0.5] * 3, [0.25] * 3)
     x = torch.randint(0, 256, (150, 3, 32, 32), dtype=torch.uint8)

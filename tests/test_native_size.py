@@ -100,7 +100,7 @@ def test_the_seeds_networks_take_any_size_and_are_unchanged_at_32(name):
 @pytest.fixture(scope="module")
 def crop_run(tmp_path_factory):
     """A fullres edit-map network trained on 48 px crops of 64-96 px images."""
-    from utils.training import train
+    from utils.training.run import train
     base = tmp_path_factory.mktemp("crop")
     train_dir = write_big_split(base / "train", {"REAL": 40, "FAKE": 40}, seed=3)
     test_dir = write_big_split(base / "test", {"REAL": 12, "FAKE": 12}, seed=4)
@@ -110,8 +110,8 @@ def crop_run(tmp_path_factory):
 
 
 def test_a_crop_run_records_its_view_and_every_reader_uses_it(crop_run):
-    from utils.checkpoint import image_view, load_checkpoint
-    from utils.inference import evaluate
+    from utils.inference.checkpoint import image_view, load_checkpoint
+    from utils.inference.evaluation import evaluate
     ck = load_checkpoint(crop_run["base"] / "out" / "checkpoint.pt")
     assert image_view(ck) == (48, "crop")
     metrics = evaluate(crop_run["base"] / "out" / "checkpoint.pt", crop_run["test_dir"], verbose=False)
@@ -120,7 +120,7 @@ def test_a_crop_run_records_its_view_and_every_reader_uses_it(crop_run):
 
 def test_evaluate_reads_a_splits_manifest_once(crop_run, monkeypatch):
     import data.cache
-    from utils.inference import evaluate
+    from utils.inference.evaluation import evaluate
     reads = []
     real = data.cache.read_manifest
     monkeypatch.setattr(data.cache, "read_manifest", lambda root: reads.append(root) or real(root))
@@ -129,8 +129,8 @@ def test_evaluate_reads_a_splits_manifest_once(crop_run, monkeypatch):
 
 
 def test_predict_tiles_a_large_image_and_stitches_its_map_at_the_images_size(crop_run, tmp_path):
-    from utils.inference import predict
-    from utils.prediction import TILE_OVERLAP
+    from utils.inference.files import TILE_OVERLAP
+    from utils.inference.predict import predict
     rng = np.random.default_rng(9)
     Image.fromarray(big_image("FAKE", 200, 130, rng)).save(tmp_path / "large.png")
     Image.fromarray(big_image("REAL", 48, 48, rng)).save(tmp_path / "exact.png")
@@ -148,8 +148,8 @@ def test_predict_tiles_a_large_image_and_stitches_its_map_at_the_images_size(cro
 
 
 def test_a_training_part_larger_than_memory_trains_from_disk_exactly_as_in_memory(tmp_path, monkeypatch):
-    import utils.training_data as training_data
-    from utils.training import train
+    import utils.training.training_data as training_data
+    from utils.training.run import train
     train_dir = write_big_split(tmp_path / "train", {"REAL": 24, "FAKE": 24}, seed=5)
     settings = dict(model="fullres_cnn", train_path=str(train_dir), test_path="none", epochs=2, batch_size=16,
                     image_size=32, resize="crop", progress=False, device="cpu", precision="fp32")
@@ -179,10 +179,10 @@ def test_random_windows_are_each_images_own_pixels_with_its_mask_moved_alike():
 
 def test_a_run_on_windows_trains_on_them_and_judges_the_whole_view(tmp_path, monkeypatch):
     import data.batches
-    from utils.checkpoint import image_view, load_checkpoint
-    from utils.config import make_config
-    from utils.inference import evaluate
-    from utils.training import train
+    from utils.inference.checkpoint import image_view, load_checkpoint
+    from utils.inference.evaluation import evaluate
+    from utils.training.config import make_config
+    from utils.training.run import train
     with pytest.raises(ValueError, match="training windows of 64 px"):
         make_config(image_size=48, resize="crop", train_crop=64)
     seen = []  # (the side of the views cut, the side of the windows) per training batch
@@ -207,6 +207,7 @@ def test_a_run_on_windows_trains_on_them_and_judges_the_whole_view(tmp_path, mon
 
 def test_the_page_shows_a_tiled_picture_whole_with_its_stitched_map(crop_run):
     import io
+
     from web.server import create_app
     buffer = io.BytesIO()
     Image.fromarray(big_image("FAKE", 200, 130, np.random.default_rng(3))).save(buffer, "PNG")

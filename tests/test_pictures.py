@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from tests.test_pipeline import cli
-from utils.inference import confident_mistakes, random_examples
+from utils.inference.evaluation import confident_mistakes, random_examples
 
 
 def test_confident_mistakes_are_wrong_and_sorted():

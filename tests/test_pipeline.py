@@ -12,9 +12,10 @@ from PIL import Image
 
 from data import DataError, load_folder
 from tests.conftest import REPO, write_split
-from utils.checkpoint import CheckpointError, load_checkpoint, load_classifier
-from utils.inference import evaluate, predict
-from utils.training import make_config, train
+from utils.inference.checkpoint import CheckpointError, load_checkpoint, load_classifier
+from utils.inference.evaluation import evaluate
+from utils.inference.predict import predict
+from utils.training.run import make_config, train
 
 
 def cli(script, *args):
@@ -149,8 +150,9 @@ def test_evaluate_cli_json(trained_run):
 
 
 def test_evaluate_tta_overrides_the_checkpoints_mode(trained_run):
-    from models import decide, probabilities
-    from utils.inference import run_model
+    from models import probabilities
+    from utils.inference.scoring import run_model
+    from utils.inference.verdict import decide
     r = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--test-path",
             trained_run["test_dir"], "--json", "--tta", "flip-shift")
     assert r.returncode == 0, r.stderr
@@ -160,7 +162,8 @@ def test_evaluate_tta_overrides_the_checkpoints_mode(trained_run):
     folder = load_folder(trained_run["test_dir"])
     probs = probabilities(run_model(model, folder.images)).numpy()
     assert m["tta"] == "flip-shift"
-    assert m["accuracy"] == pytest.approx(float((np.asarray(decide(probs, ck.get("threshold"))) == folder.labels).mean()))
+    decided = np.asarray(decide(probs, ck.get("threshold")))
+    assert m["accuracy"] == pytest.approx(float((decided == folder.labels).mean()))
     bad = cli("evaluate.py", "--checkpoint", trained_run["result"]["checkpoint"], "--tta", "rotate")
     assert bad.returncode == 2 and "flip-shift" in bad.stderr
 

@@ -15,13 +15,13 @@ from models import ImageClassifier, build_model, count_parameters, fit_temperatu
 from models.whitening import first_conv, patch_whitening_filters, whiten_first_conv
 from tests.conftest import synthetic_image, write_split
 from tests.test_pipeline import cli
-from utils.checkpoint import load_checkpoint, load_classifier
-from utils.budget import epochs_for_budget, replan_epochs
-from utils.config import make_config
-from utils.precision import choose_precision
-from utils.optimization import update_ema
-from utils.training_data import channel_stats
-from utils.training import train
+from utils.inference.checkpoint import load_checkpoint, load_classifier
+from utils.training.budget import epochs_for_budget, replan_epochs
+from utils.training.config import make_config
+from utils.training.optimization import update_ema
+from utils.training.precision import choose_precision
+from utils.training.run import train
+from utils.training.training_data import channel_stats
 
 
 def test_fullres_cnn_is_registered_small_and_keeps_full_resolution_first():
@@ -63,7 +63,8 @@ def test_tta_modes_average_the_views_they_name():
     assert torch.equal(down_right[:, :, :-1, :-1], x[:, :, 1:, 1:].float())
     with torch.no_grad():
         plain, mirrored = model(x), model(x.flip(3))
-        shifted = [model(v / 255) for v in (down_right, up_left)] + [model(v.flip(3) / 255) for v in (down_right, up_left)]
+        shifted = [model(v / 255) for v in (down_right, up_left)]
+        shifted += [model(v.flip(3) / 255) for v in (down_right, up_left)]
         model.tta = "flip"
         flip = model(x)
         model.tta = "flip-shift"
@@ -86,7 +87,7 @@ def test_tta_modes_average_the_views_they_name():
 
 
 def test_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
-    import utils.precision as precision
+    import utils.training.precision as precision
     model = ImageClassifier(build_model("fullres_cnn"), [0.5] * 3, [0.25] * 3)
     batch = (torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 2, (8,)))
     messages = []
@@ -207,7 +208,8 @@ def test_robustness_on_the_checkpoints_own_validation_images(trained_run):
 def test_whitening_filters_decorrelate_the_patches():
     gen = torch.Generator().manual_seed(0)
     smooth = F.avg_pool2d(torch.randn(64, 1, 32, 32, generator=gen), 3, 1, 1)  # neighbours strongly correlated
-    x = torch.cat([smooth, 0.5 * smooth, torch.zeros_like(smooth)], 1) + 0.05 * torch.randn(64, 3, 32, 32, generator=gen)
+    x = torch.cat([smooth, 0.5 * smooth, torch.zeros_like(smooth)], 1)
+    x = x + 0.05 * torch.randn(64, 3, 32, 32, generator=gen)
     filters = patch_whitening_filters(x, (3, 3), eps=1e-9)
     assert filters.shape == (27, 3, 3, 3)
     z = F.conv2d(x.double(), filters.double()).permute(0, 2, 3, 1).reshape(-1, 27)
@@ -220,7 +222,8 @@ def test_whitening_filters_decorrelate_the_patches():
 @pytest.mark.parametrize("name, pairs, filters", [("fullres_cnn", 8, 16), ("model_2", 27, 64)])
 def test_whitening_starts_the_first_convolution_from_signed_pairs(name, pairs, filters):
     rng = np.random.default_rng(0)
-    images = torch.from_numpy(np.stack([synthetic_image(c, rng) for c in ("REAL", "FAKE") * 40]).transpose(0, 3, 1, 2).copy())
+    images = np.stack([synthetic_image(c, rng) for c in ("REAL", "FAKE") * 40])
+    images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     model = ImageClassifier(build_model(name), *channel_stats(images.numpy()))
     before = first_conv(model.net).weight.detach().clone()
     line = whiten_first_conv(model, images, n_images=50)
@@ -282,8 +285,8 @@ def test_replan_after_the_first_epoch_fits_what_is_left_of_the_margin():
 
 
 def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, tmp_path, monkeypatch, capsys):
-    import utils.budget as budget
-    import utils.train_loop as train_loop
+    import utils.training.budget as budget
+    import utils.training.loop as train_loop
     # a machine where a training step takes 0.5 s: 6 s at 85% over 6 steps of 16 images (86 training images),
     # and where the first epoch then uses the whole budget
     monkeypatch.setattr(budget, "step_seconds", lambda *a, **k: 0.5)
@@ -302,7 +305,7 @@ def test_a_time_budget_sets_the_epochs_and_a_resumed_run_keeps_them(tiny_split, 
 
 
 def test_a_time_budget_is_replanned_from_the_first_epoch(tiny_split, tmp_path, monkeypatch, capsys):
-    import utils.budget as budget
+    import utils.training.budget as budget
     # the probe says 50 ms a step: 5.1 s over epochs of 0.3 s of steps plus a validation of a few milliseconds
     monkeypatch.setattr(budget, "step_seconds", lambda *a, **k: 0.05)
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", batch_size=16, lr=3e-3,

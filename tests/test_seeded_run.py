@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_split
-from utils.checkpoint import load_checkpoint
-from utils.training import train
+from utils.inference.checkpoint import load_checkpoint
+from utils.training.run import train
 
 RUNS = {
     "model_2-plain": dict(model="model_2", epochs=3, batch_size=32),

@@ -4,8 +4,8 @@ import pytest
 
 from data import load_folder
 from tests.conftest import SHIPPED_ARCHIVE
-from utils.inference import evaluate
-from utils.training import train
+from utils.inference.evaluation import evaluate
+from utils.training.run import train
 
 pytestmark = pytest.mark.skipif(not SHIPPED_ARCHIVE.is_file(), reason=f"shipped archive {SHIPPED_ARCHIVE} absent")
 

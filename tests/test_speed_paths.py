@@ -13,10 +13,9 @@ from sklearn import metrics as skm
 from data import load_folder
 from data.batches import training_split
 from models import ImageClassifier, build_model
-from utils.inference import run_model
-from utils.metrics import classification_metrics, edit_map_metrics, roc_auc
-from utils.scoring import ONNX_MIN_IMAGES, scoring_engine
 from tests.conftest import REPO
+from utils.inference.metrics import classification_metrics, edit_map_metrics, roc_auc
+from utils.inference.scoring import ONNX_MIN_IMAGES, run_model, scoring_engine
 
 
 def _trained_like(name, classes=2):
@@ -55,7 +54,8 @@ def test_onnx_runtime_scores_a_cached_split_on_disk_as_eager_does(tiny_split):
 def test_an_exported_graph_is_kept_for_the_same_model_and_made_anew_for_any_change(monkeypatch):
     import os
     from pathlib import Path
-    import utils.scoring as scoring
+
+    import utils.inference.scoring as scoring
     exports = []
     real = scoring._export
     monkeypatch.setattr(scoring, "_export", lambda *a: exports.append(1) or real(*a))
@@ -140,7 +140,7 @@ def test_a_run_says_where_its_time_went(trained_run):
 def test_starting_a_run_imports_neither_torchvision_nor_scikit_learn():
     """torchvision pulls in torch._dynamo (~1.5 s) and scikit-learn takes ~1.3 s: a run that never augments
     or plots reaches its first step without them."""
-    code = ("import sys, train, utils.training, utils.inference, utils.metrics; "
+    code = ("import sys, train, utils.training.run, utils.inference.evaluation, utils.inference.metrics; "
             "print([m for m in ('torchvision', 'sklearn') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

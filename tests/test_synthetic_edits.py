@@ -51,8 +51,8 @@ def test_only_the_asked_kinds_are_drawn():
 
 
 def test_a_runs_kinds_setting_names_kinds_or_all_and_a_misspelt_one_stops_train_py(capsys):
-    from data.synthetic_edits import ALL_KINDS, kinds_from
     import train
+    from data.synthetic_edits import ALL_KINDS, kinds_from
     from utils import cli
     assert kinds_from("all") == ALL_KINDS and len(ALL_KINDS) >= 12
     assert kinds_from("splice, sticker") == ("splice", "sticker")
@@ -76,8 +76,8 @@ def test_batches_edit_a_share_of_real_images_and_relabel_them():
 def test_a_run_with_synthetic_edits_trains_three_classes_and_its_validation_part_is_reproducible(tiny_split, tmp_path):
     from data import load_folder
     from data.batches import training_split
-    from utils.inference import validation_images
-    from utils.training import train
+    from utils.inference.evaluation import validation_images
+    from utils.training.run import train
     folder = load_folder(tiny_split, verbose=False)
     first = training_split(folder, 0.2, 0, synthetic_edits=0.5)
     again = training_split(folder, 0.2, 0, synthetic_edits=0.5)
@@ -94,7 +94,7 @@ def test_a_run_with_synthetic_edits_trains_three_classes_and_its_validation_part
     r = train(model="fullres_cnn", train_path=str(tiny_split), test_path="none", epochs=2, batch_size=16,
               synthetic_edits=0.5, val_fraction=0.2, out=str(tmp_path / "run"), progress=False, device="cpu")
     assert r["classes"] == ["REAL", "EDITED", "FAKE"]
-    from utils.checkpoint import load_checkpoint
+    from utils.inference.checkpoint import load_checkpoint
     ck = load_checkpoint(r["checkpoint"])
     images, labels = validation_images(ck)  # what chose the checkpoint, edits included
     assert torch.equal(images, first.val_images) and labels.tolist() == first.val_labels.tolist()

@@ -3,13 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from models import decide, loss_function
+from models import loss_function
 from tests.conftest import write_split
-from utils.checkpoint import load_checkpoint
-from utils.inference import evaluate, predict
-from utils.metrics import classification_metrics
-from utils.calibration import tune_threshold
-from utils.training import train
+from utils.inference.checkpoint import load_checkpoint
+from utils.inference.evaluation import evaluate
+from utils.inference.metrics import classification_metrics
+from utils.inference.predict import predict
+from utils.inference.verdict import decide
+from utils.training.calibration import tune_threshold
+from utils.training.run import train
 
 
 def test_balanced_losses_weight_the_minority():

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, write_split
+
 from data.synthetic_edits import ALL_KINDS, edit_classes_from, edit_some
-from utils.prediction import VERDICT_CLASSES, edit_scores, verdict_indices
+from utils.inference.verdict import VERDICT_CLASSES, edit_scores
 
 CLASSES = ["REAL", "EDITED", "FAKE"]
 
@@ -40,21 +40,12 @@ def test_the_edit_score_is_a_region_against_the_rest_of_its_image():
     assert s["region"] > 0.8 and s["pixel"] < 0.15 and abs(s["everywhere"]) < 1e-6 and abs(s["quiet"]) < 1e-6
 
 
-def test_the_verdict_rule_asks_fake_first_then_the_edit_cut():
-    maps = np.zeros((3, 32, 32), np.float32)
-    maps[0, :3, :3] = maps[1, :3, :3] = 1.0  # images 0 and 1 have an edited region
-    classes, verdicts, scores = verdict_indices([1, 0, 0], ["REAL", "FAKE"], maps, {"pixels": 9, "cut": 0.5})
-    assert classes == VERDICT_CLASSES and [classes[v] for v in verdicts] == ["FAKE", "EDITED", "REAL"]
-    assert scores[0] == scores[1] > 0.5 > scores[2]
-    assert verdict_indices([1, 0], ["REAL", "FAKE"])[1].tolist() == [1, 0]  # no rule: the model's own
-
-
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory):
     """A tiny real-vs-fake run and a tiny localiser (edits on REAL and FAKE), joined and given their cut."""
-    from utils.checkpoint import load_checkpoint, save_checkpoint
-    from utils.training import train
-    from utils.two_part import two_part_checkpoint
+    from shipping.two_part import two_part_checkpoint
+    from utils.inference.checkpoint import load_checkpoint, save_checkpoint
+    from utils.training.run import train
     base = tmp_path_factory.mktemp("twopart")
     root = write_split(base / "t", {"REAL": 48, "FAKE": 48}, seed=11)
     common = dict(train_path=str(root), test_path="none", batch_size=32, progress=False, device="cpu")
@@ -68,8 +59,8 @@ def joined(tmp_path_factory):
 
 
 def test_the_joined_detector_answers_as_its_parts(joined):
-    from utils.checkpoint import load_classifier, model_from_checkpoint
-    from utils.inference import run_model
+    from utils.inference.checkpoint import load_classifier, model_from_checkpoint
+    from utils.inference.scoring import run_model
     path, (rvf, loc), _ = joined
     model, ck = load_classifier(path)
     x = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
@@ -91,7 +82,7 @@ def test_the_joined_detector_answers_as_its_parts(joined):
 
 
 def test_predict_and_onnx_give_both_answers_and_the_same_verdicts(joined, tmp_path):
-    from utils.onnx_model import OnnxClassifier, export_onnx
+    from utils.inference.onnx_model import OnnxClassifier, export_onnx
     path, _, root = joined
     run = subprocess.run([sys.executable, str(REPO / "predict.py"), "--checkpoint", str(path), "--json",
                           str(root)], capture_output=True, text=True, cwd=REPO)
@@ -110,7 +101,7 @@ def test_predict_and_onnx_give_both_answers_and_the_same_verdicts(joined, tmp_pa
 
 
 def test_evaluate_scores_three_verdicts_from_two_answers(joined, tmp_path):
-    from utils.inference import evaluate
+    from utils.inference.evaluation import evaluate
     path, _, _ = joined
     test = write_split(tmp_path / "test3", {"REAL": 16, "EDITED": 16, "FAKE": 16}, seed=12)
     m = evaluate(str(path), str(test), device="cpu", verbose=False)
@@ -119,8 +110,8 @@ def test_evaluate_scores_three_verdicts_from_two_answers(joined, tmp_path):
 
 
 def test_the_outside_score_can_read_both_parts_and_the_noise_spectrum(joined):
-    from utils.checkpoint import load_classifier
-    from utils.outside import features_of, fit_outside, outside_scores, residual_features, summary
+    from utils.inference.checkpoint import load_classifier
+    from utils.inference.outside import features_of, fit_outside, outside_scores, residual_features, summary
     path, _, _ = joined
     model, _ = load_classifier(path)
     g = torch.Generator().manual_seed(3)

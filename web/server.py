@@ -2,7 +2,7 @@
 and the chosen detector and answers with a verdict card per file, in the order given.
 
 Uploads are written only to a temporary folder made for the request and removed with it, under names the
-server makes (the user's file name is only shown). Each file then goes through `utils.inference.predict`, the
+server makes (the user's file name is only shown). Each file then goes through `utils.inference.predict.predict`, the
 path predict.py takes, with its decoding limits (data/images.py: decompression bombs, files over 50 MB); a
 file it cannot read gets its error on the page and the others still get verdicts.
 """
@@ -15,10 +15,11 @@ import numpy as np
 from flask import Flask, render_template, request
 
 from data.images import MAX_FILE_BYTES
-from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, image_view, load_classifier
-from utils.gradcam import gradcam
-from utils.inference import predict, select_device
-from utils.prediction import UNCERTAIN_BELOW
+from utils.inference.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, image_view, load_classifier, weights_path
+from utils.inference.predict import predict
+from utils.inference.scoring import select_device
+from utils.inference.verdict import UNCERTAIN_BELOW, explained_class, score_rows
+from utils.reporting.gradcam import gradcam
 from web.render import heat_overlay, map_overlay, png_uri
 
 MAX_UPLOAD_BYTES = 256_000_000  # one request; each file is also held to data/images.py's MAX_FILE_BYTES
@@ -46,7 +47,7 @@ class Detectors:
         if key not in dict(self.choices()):
             raise KeyError(key)
         kind, name = key.split(":", 1)
-        return self.weights_dir / f"{name}.pt" if kind == "shipped" else self.runs_dir / name / "checkpoint.pt"
+        return weights_path(name, self.weights_dir) if kind == "shipped" else self.runs_dir / name / "checkpoint.pt"
 
     def get(self, key):
         """-> (model, checkpoint dict) for a listed key; a KeyError for anything else."""
@@ -63,22 +64,19 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
     results = list(predict(classifier, [path for _, path in uploads], device=device, keep_arrays=True))
     # Grad-CAM explains a model's view; a tiled image (a model at its images' own size) shows its stitched map
     read = [r for r in results if "label" in r and "tiles" not in r]
-    heat = iter(gradcam(model, np.stack([r["view"] for r in read]).transpose(0, 3, 1, 2))[0] if read else [])
+    explained = [ck["classes"].index(explained_class(r)) for r in read]  # the class each card names
+    heat = iter(gradcam(model, np.stack([r["view"] for r in read]).transpose(0, 3, 1, 2), explained)[0]
+                if read else [])
     cards = []
     for (name, _), r in zip(uploads, results):
         if "label" not in r:
             cards.append({"name": name, "error": r.get("error") or r.get("skipped")})
             continue
-        two_part = "edit_score" in r  # two answers: P(FAKE) and the map's edit score against its cut
-        edit_evidence = r["edit_score"] / r["edit_cut"] if two_part else r["probabilities"].get("EDITED", 0.0)
+        # a two-part detector's edit score as a share of its cut, else P(EDITED)
+        edit_evidence = r["edit_score"] / r["edit_cut"] if "edit_score" in r else r["probabilities"].get("EDITED", 0.0)
         show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or edit_evidence >= EDIT_MAP_FROM)
-        rows = ([("P(FAKE)", r["p_fake"], r["p_fake"]),
-                 (f"edit score (EDITED at {r['edit_cut']:.3f})", r["edit_score"],
-                  min(1.0, max(0.0, r["edit_score"]) / (2 * r["edit_cut"])))] if two_part
-                else [(c, p, p) for c, p in r["probabilities"].items()])
         cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
-                      "outside": r.get("outside"), "rows": rows,
-                      "explains": ("FAKE" if r["p_fake"] >= 0.5 else "REAL") if two_part else r["label"],
+                      "outside": r.get("outside"), "rows": score_rows(r), "explains": explained_class(r),
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
                       "tiles": r.get("tiles"), "image_size": r.get("image_size"), "side": image_view(ck)[0],
                       "view": png_uri(r["view"]),

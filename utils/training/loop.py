@@ -15,18 +15,18 @@ from tqdm import tqdm
 from data import Batches, DataError
 from data.degradations import opt_in_kinds
 from data.synthetic_edits import edit_classes_from, kinds_from
-from models import (ImageClassifier, build_model, count_parameters, decide, edit_map_loss, loss_function,
-                    probabilities)
+from models import ImageClassifier, build_model, count_parameters, edit_map_loss, loss_function, probabilities
 from models.whitening import whiten_first_conv
 from utils import distributed
-from utils.budget import plan_epochs, replan_epochs
-from utils.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
-from utils.inference import run_with_map
-from utils.metrics import classification_metrics, edit_map_metrics
-from utils.optimization import make_optimizer, make_scheduler, update_ema
-from utils.precision import choose_precision, precision_name
-from utils.provenance import provenance
-from utils.training_data import TrainingData
+from utils.inference.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from utils.inference.metrics import classification_metrics, edit_map_metrics
+from utils.inference.scoring import run_with_map
+from utils.inference.verdict import decide
+from utils.training.budget import plan_epochs, replan_epochs
+from utils.training.optimization import make_optimizer, make_scheduler, update_ema
+from utils.training.precision import choose_precision, precision_name
+from utils.training.provenance import provenance
+from utils.training.training_data import TrainingData
 
 
 def validate(model, images, labels, classes, loss_fn, device, masks=None):
@@ -68,7 +68,8 @@ class Trainer:
         if self.world > 1:
             if config.sync_bn:
                 if device.type != "cuda":
-                    raise DataError("--sync-bn needs CUDA (NCCL); on the CPU each rank keeps its own BatchNorm statistics")
+                    raise DataError("--sync-bn needs CUDA (NCCL); on the CPU each rank keeps its own BatchNorm "
+                                    "statistics")
                 model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             log(f"DistributedDataParallel over {self.world} processes ({'NCCL' if device.type == 'cuda' else 'gloo'}), "
                 f"{config.batch_size} images a step on each")
@@ -148,7 +149,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         # rebuilt for the requested epochs over the loaded optimizer and fast-forwarded, so a run can also be
         # extended (even past a first run too short to have had a schedule)
-        self.scheduler = make_scheduler(self.optimizer, self.config, len(self.batches), state["epoch"] * len(self.batches))
+        steps = len(self.batches)
+        self.scheduler = make_scheduler(self.optimizer, self.config, steps, state["epoch"] * steps)
         torch.set_rng_state(state["rng"])
         self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
         self.resumed_epochs = len(self.history)
@@ -230,7 +232,8 @@ class Trainer:
                 update_ema(self.averaged, self.model, config.ema, step)
             if compiling:  # this process's first step compiled the graph
                 compile_seconds = time.perf_counter() - t_step
-                self.log(f"torch.compile: first step took {compile_seconds:.1f} s (compilation), not counted as training")
+                self.log(f"torch.compile: first step took {compile_seconds:.1f} s (compilation), not counted as "
+                         "training")
             with torch.no_grad():
                 correct += int((decide(probabilities(logits)) == y).sum())
                 seen += len(y)
@@ -253,7 +256,7 @@ class Trainer:
     def selection_key(self, metrics):
         """What makes an epoch the best on validation: accuracy, ties to the lower loss. An edit localiser (edits
         drawn on FAKE images too) is used for its map alone, and its class head mixes edited fakes into EDITED,
-        so its epochs are compared by the map's pixel F1 (a best from before this rule counts as the worst)."""
+        so its epochs are compared by the map's pixel F1 (a best without one counts as the worst)."""
         if "FAKE" in edit_classes_from(self.config.edit_classes) and self.model.has_edit_map:
             return (metrics.get("pixel_f1") or float("-inf"), -metrics["loss"])
         return (metrics["accuracy"], -metrics["loss"])

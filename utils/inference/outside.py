@@ -12,9 +12,10 @@ an image's
 score is its largest squared Mahalanobis distance over the groups, each divided by that group's median on
 the fitting images (Lee et al. 2018 use one distance per layer the same way). The cut is the OUTSIDE_QUANTILE
 quantile of the scores of held-out training-side images (the run's unedited validation images): by construction
-about 2.5% of images like the training ones are called outside. A detector may read more (`fit_outside`'s options, recorded in
-the statistics): every layer of a two-part detector, its localiser's too (`with_map`), and a "residual" group,
-the spectrum of the image's noise residuals (`residual_features`), apart from any network. Nothing here ever sees a test or real-photo image.
+about 2.5% of images like the training ones are called outside. A detector may read more (`fit_outside`'s options,
+recorded in the statistics): every layer of a two-part detector, its localiser's too (`with_map`), and a "residual"
+group, the spectrum of the image's noise residuals (`residual_features`), apart from any network. Nothing here ever sees
+a test or real-photo image.
 """
 import numpy as np
 import torch
@@ -153,9 +154,9 @@ def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor
 def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, **features) -> dict:
     """fit_outside on a seeded sample of the config's outside_fit_images (FIT_IMAGES) of `images` (those indexed
     by `pool`, default all: a run's training images; `labels` theirs, in `classes`), as `training_view` shows
-    them, cut on the run's unedited validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is unlike them by nature,
-    and cutting on edited images too set the cut so high that few photographs from elsewhere passed it).
-    `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
+    them, cut on the run's unedited validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is
+    unlike them by nature, and cutting on edited images too set the cut so high that few photographs from elsewhere
+    passed it). `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     most = min(config.get("outside_fit_images", FIT_IMAGES), FIT_BYTES // max(1, images[0].nbytes))

@@ -2,9 +2,9 @@
 
 Data comes from the uint8 cache, split into train and a seeded validation part; the checkpoint kept is the
 best on validation (accuracy, ties to the lower loss), calibrated on validation. The test split is only ever
-reported, never used to choose anything. The parts: utils.config (what to train), utils.training_data (what
-it sees), utils.train_loop (the epoch loop and checkpoints), utils.budget and utils.precision (how long, how fast),
-utils.calibration (temperature and threshold).
+reported, never used to choose anything. The parts: utils.training.config (what to train), utils.training.training_data
+(what it sees), utils.training.loop (the epoch loop and checkpoints), utils.training.budget and utils.training.precision
+(how long, how fast), utils.training.calibration (temperature and threshold).
 """
 import dataclasses
 import json
@@ -19,14 +19,15 @@ import torch
 from data import DataError, default_test_path, load_folder, resolve_split
 from data.sources import REPO_ROOT
 from utils import distributed
-from utils.calibration import calibrate
-from utils.checkpoint import model_from_checkpoint, save_checkpoint
-from utils.config import TrainConfig, make_config
-from utils.inference import evaluate, run_model, select_device
-from utils.metrics import format_metrics
-from utils.outside import fit_for_run
-from utils.train_loop import Trainer
-from utils.training_data import load_training_data
+from utils.inference.checkpoint import model_from_checkpoint, save_checkpoint
+from utils.inference.evaluation import evaluate
+from utils.inference.metrics import format_metrics
+from utils.inference.outside import fit_for_run
+from utils.inference.scoring import run_model, select_device
+from utils.training.calibration import calibrate
+from utils.training.config import TrainConfig, make_config
+from utils.training.loop import Trainer
+from utils.training.training_data import load_training_data
 
 RUNS_DIR = REPO_ROOT / "runs"
 

@@ -9,8 +9,10 @@ import torch
 
 from data import load_folder, resolve_split
 from data.degradations import BIAS_CHANGES, apply_change, describe_change, is_trained, opt_in_kinds
-from utils.inference import _classifier, map_labels, score_images, select_device
-from utils.prediction import VERDICT_CLASSES
+from utils.inference.checkpoint import load_classifier
+from utils.inference.evaluation import map_labels
+from utils.inference.predict import score_images
+from utils.inference.scoring import select_device
 
 BIAS_SEED = 2026
 PER_CLASS = 1000  # images of each of REAL and FAKE: a rate near 95% is then known to about +-1.4 points (95%)
@@ -39,9 +41,10 @@ def trained_by(name: str, ck: dict, changes=BIAS_CHANGES) -> list:
             if is_trained(name, changes, opt_in_kinds((about.get("config") or {}).get("robust_extra")))]
 
 
-def _verdicts(model, ck, images, device) -> np.ndarray:
+def _verdicts(model, ck, images, device):
+    """-> (each image's verdict by name, the verdicts' class names)."""
     scored = score_images((model, ck), images, device=device)
-    return np.asarray(scored["classes"])[scored["predictions"]]
+    return np.asarray(scored["classes"])[scored["predictions"]], scored["classes"]
 
 
 def _row(verdicts, clean, truth, classes) -> dict:
@@ -62,17 +65,16 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
     `truth` (default: `bias_images()`). -> {clean, changes: {name: row}, worst_real_vs_fake_accuracy,
     max_called_edited, worst_change, n}."""
     device = select_device(device)
-    model, ck = _classifier(checkpoint, device)
+    model, ck = load_classifier(checkpoint, device)
     if images is None:
         images, truth = bias_images()
     map_labels(sorted(set(truth)), ck["classes"], "bias table")  # REAL and FAKE must be the model's classes
-    classes = VERDICT_CLASSES if ck.get("edit_rule") else ck["classes"]
     truth = np.asarray(truth)
-    clean = _verdicts(model, ck, images, device)
+    clean, classes = _verdicts(model, ck, images, device)
     gen = torch.Generator().manual_seed(BIAS_SEED)
     rows = {}
     for name in changes:
-        verdicts = _verdicts(model, ck, apply_change(changes, name, images, gen), device)
+        verdicts, _ = _verdicts(model, ck, apply_change(changes, name, images, gen), device)
         drawn_by = trained_by(name, ck, changes)
         rows[name] = {"what": describe_change(changes, name), "trained_by": drawn_by,
                       "trained": len(drawn_by) == len(ck.get("parts") or [0]), **_row(verdicts, clean, truth, classes)}
@@ -84,7 +86,8 @@ def bias_table(checkpoint, images=None, truth=None, changes=BIAS_CHANGES, device
 
 def format_bias_table(table: dict, title: str) -> str:
     lines = [f"== {title}: {table['n']} REAL and FAKE images",
-             f"{'change':14s} {'':8s} {'accuracy':>8s} {'EDITED':>7s} {'moved':>6s}  REAL->(R/E/F)        FAKE->(R/E/F)"]
+             f"{'change':14s} {'':8s} {'accuracy':>8s} {'EDITED':>7s} {'moved':>6s}  "
+             "REAL->(R/E/F)        FAKE->(R/E/F)"]
 
     def fmt(name, what, row, trained=""):
         by = row["by_class"]

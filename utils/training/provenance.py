@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from data.sources import REPO_ROOT
-from utils.precision import cpu_name
+from utils.training.precision import cpu_name
 
 
 def _git(*args):
@@ -39,7 +39,7 @@ def data_signature(images, labels, classes) -> str:
 
 
 def provenance(device, precision, data) -> dict:
-    """`data`: the run's TrainingData (utils.train_loop)."""
+    """`data`: the run's TrainingData (utils.training.loop)."""
     return {**code_version(), "torch": str(torch.__version__), "torchvision": importlib.metadata.version("torchvision"),
             "python": platform.python_version(), "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),

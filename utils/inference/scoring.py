@@ -1,5 +1,6 @@
-"""How a batch of images is scored on a CPU: PyTorch's eager forward, or the same model exported in memory to
-ONNX and run by ONNX Runtime.
+"""How a model scores uint8 images: `run_model` (logits, and edit maps, batch by batch on the chosen device), and
+on a CPU, which engine: PyTorch's eager forward, or the same model exported in memory to ONNX and run by ONNX
+Runtime.
 
 ONNX Runtime fuses each convolution with its ReLU and picks blocked kernels for the CPU it finds; in fp32 it
 scores `model_2` 1.8x (native-bf16 CPU) to 2.6x (AVX2 only) as fast as the eager forward, `fullres_cnn` 1.3-1.5x
@@ -20,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data import DataError
 from data.cache import atomic_write, default_cache_dir
+from data.rows import DiskRows
+from utils import distributed
 
 ENGINES = ("auto", "eager", "onnxruntime")
 ONNX_MIN_IMAGES = 2048   # fewer images score faster eagerly than the export takes
@@ -139,3 +143,74 @@ def scoring_engine(model, device, n_images, engine="auto") -> str:
     on_cpu = torch.device(device).type == "cpu"
     fp32 = all(p.dtype == torch.float32 for p in model.parameters())
     return "onnxruntime" if on_cpu and fp32 and n_images >= ONNX_MIN_IMAGES else "eager"
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else must name a device this machine has
+    (a DataError otherwise: one line for the user, not a traceback)."""
+    if name in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise DataError(f"--device {name}: not a device name ({str(e).splitlines()[0]}); use auto, cpu, cuda, "
+                        "cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DataError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DataError(f"--device {name}: Apple's MPS is not available on this machine")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DataError(f"--device {name}: not supported here; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def eval_batch_size(device) -> int:
+    """Images a forward pass when scoring. On a CPU small batches are faster: model_2's first activation map
+    (64 x 30 x 30 floats an image) stays in cache at 64 images and spills at 256, where it scores ~1.5x slower
+    (bench/pipeline.py measures it). A GPU wants large batches."""
+    return 64 if torch.device(device).type == "cpu" else 1024
+
+
+@torch.no_grad()
+def run_model(model, images, batch_size=None, device="cpu", with_map=False, engine="auto"):
+    """Logits (N, outputs) on the CPU for uint8 images (N, 3, H, W), in eval mode, batch by batch
+    (`batch_size` None: the engine's); with `with_map` (a model with an edit map) -> (logits, edit-map
+    probabilities (N, H, W)). `engine`: utils.inference.scoring's (auto: ONNX Runtime for a large set on a CPU).
+    Under torchrun every rank scores its own slice and all get the whole result (every rank must call it)."""
+    model.eval()
+    device = torch.device(device)
+    images = torch.from_numpy(images) if isinstance(images, np.ndarray) else images
+    images = images.subset(distributed.shard(len(images))) if isinstance(images, DiskRows) \
+        else images[distributed.shard(len(images))]
+    forward = lambda x: forward_for_scoring(model, x, with_map)  # noqa: E731
+    per_32px = max(1, images.shape[2] * images.shape[3] // 1024) if len(images) else 1  # a larger image: 32 px ones
+    if scoring_engine(model, device, len(images) * per_32px, engine) == "onnxruntime":
+        exported = onnx_runner(model, with_map, images)  # None: it does not export, so eager it is
+        forward, batch_size = (exported, batch_size or max(1, ONNX_BATCH // per_32px)) if exported \
+            else (forward, batch_size)
+    batch_size = batch_size or max(1, eval_batch_size(device) // per_32px)  # the same pixels a batch at any size
+    out, maps = [torch.empty(0, 1)], [torch.empty(0, *images.shape[2:])]  # for no images; dropped beside real ones
+    for start in range(0, len(images), batch_size):
+        x = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)  # a cache: read now
+        if with_map:
+            logits, edit_map = forward(x)
+            maps.append(edit_map.float().squeeze(1).cpu())
+        else:
+            logits = forward(x)
+        out.append(logits.float().cpu())
+    logits = distributed.gather_cat(torch.cat(out[1:] or out))
+    return (logits, distributed.gather_cat(torch.cat(maps[1:] or maps))) if with_map else logits
+
+
+def run_with_map(model, images, batch_size=None, device="cpu"):
+    """-> (logits, edit-map probabilities (N, H, W), or None for a model without a map): `run_model` for any
+    model."""
+    if model.has_edit_map:
+        return run_model(model, images, batch_size, device, with_map=True)
+    return run_model(model, images, batch_size, device), None

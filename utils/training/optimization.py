@@ -1,5 +1,5 @@
 """How the weights move: the optimiser, the learning-rate schedule and the moving average of the weights that
-a run validates and saves (utils.train_loop's Trainer uses all three; the speed benches build the same
+a run validates and saves (utils.training.loop's Trainer uses all three; the speed benches build the same
 optimiser)."""
 import warnings
 

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from utils.inference.verdict import decide
+
 
 def confusion_matrix(labels, preds, n_classes) -> np.ndarray:
     """(n_classes, n_classes) counts, rows the true class, columns the verdict."""
@@ -52,7 +54,7 @@ def expected_calibration_error(labels, probs, bins: int = 15) -> float:
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
     if len(labels) == 0:
         return float("nan")
-    confidence, predicted = probs.max(1), probs.argmax(1)
+    confidence, predicted = probs.max(1), decide(probs)
     correct = predicted == labels
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
@@ -70,14 +72,13 @@ def classification_metrics(labels, probs, classes, threshold=None, predictions=N
     Binary: precision/recall/F1 of the positive class (classes[1]); more classes: macro averages.
     A set holding one class only gets `detection_rate` (the fraction given that class) and its 95% interval; a set
     holding two of a model's 3+ classes, the ROC-AUC of the later class's probability within the pair.
-    `threshold`: for two classes, P(positive) >= threshold decides (see models.decide); `predictions`: the
-    verdicts when another rule made them (a two-part detector's, utils.prediction.verdict_indices).
+    `threshold`: for two classes, P(positive) >= threshold decides (utils.inference.verdict.decide); `predictions`: the
+    verdicts when another rule made them (a two-part detector's, utils.inference.verdict.verdicts).
     """
-    from models import decide
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     n_classes = len(classes)
-    preds = decide(probs, threshold).numpy() if predictions is None else np.asarray(predictions, dtype=np.int64)
+    preds = np.asarray(decide(probs, threshold)) if predictions is None else np.asarray(predictions, dtype=np.int64)
     all_labels = list(range(n_classes))
     present = sorted(set(labels.tolist()))
     cm = confusion_matrix(labels, preds, n_classes)

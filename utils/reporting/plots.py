@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, roc_curve
 
-from models import decide
+from utils.inference.verdict import decide
 
 RIGHT, WRONG = "#1a9850", "#d73027"
 
@@ -58,7 +58,7 @@ def prediction_titles(labels, probs, classes, indices=None, threshold=None):
     probs = np.asarray(probs)
     labels = np.asarray(labels)
     indices = range(len(labels)) if indices is None else indices
-    decisions = decide(probs, threshold).numpy()
+    decisions = np.asarray(decide(probs, threshold))
     titles, correct = [], []
     for i in indices:
         k = int(decisions[i])

@@ -9,8 +9,8 @@ import torch
 
 from data import DataError, load_folder, resolve_split
 from data.batches import training_split
-from data.rows import DiskRows
 from data.derived import edit_masks
+from data.rows import DiskRows
 from data.synthetic_edits import edit_classes_from, kinds_from
 from utils import distributed
 

@@ -1,6 +1,6 @@
-"""The bugs a review found, each pinned: Grad-CAM's device and view, the one-line error contract, sidecar files,
-'uncertain' from the decision rule, thresholds with three classes, TTA and calibration, --resume and test
-pairing, and the bench's time to 93%."""
+"""Errors and settings at the edges: Grad-CAM's device and view, the one-line error contract of every script, sidecar
+files in folders, thresholds with three classes, TTA and calibration, --resume and test pairing, provenance, and
+the bench's time to 93%."""
 import json
 import re
 import sys
@@ -13,11 +13,11 @@ import torch
 from data import DataError, default_data_root
 from tests.conftest import write_split
 from tests.test_pipeline import cli
-from utils.checkpoint import CheckpointError, load_checkpoint, load_classifier, save_checkpoint
-from utils.gradcam import gradcam
-from utils.inference import predict_folder, select_device
-from utils.prediction import is_uncertain, predict_files
-from utils.training import train
+from utils.inference.checkpoint import CheckpointError, load_checkpoint, load_classifier, save_checkpoint
+from utils.inference.evaluation import predict_folder
+from utils.inference.scoring import select_device
+from utils.reporting.gradcam import gradcam
+from utils.training.run import train
 
 
 def test_gradcam_explains_the_plain_view_of_a_tta_model(trained_run):
@@ -105,22 +105,6 @@ def test_sidecar_files_in_folders_are_skipped_and_counted(trained_run, tmp_path)
     assert named.returncode == 1 and "ERROR" in named.stdout  # a file named explicitly still gets its error
 
 
-def test_uncertain_follows_the_decision_rule():
-    # threshold 0.9: P(EDITED) = 0.85 is a REAL verdict right at the cut (uncertain); 0.3 is a clear REAL
-    assert is_uncertain([0.15, 0.85], threshold=0.9) and not is_uncertain([0.7, 0.3], threshold=0.9)
-    assert not is_uncertain([0.02, 0.98], threshold=0.9) and is_uncertain([0.06, 0.94], threshold=0.9)
-    # without a tuned threshold: the chosen class's probability under 0.75
-    assert is_uncertain([0.3, 0.7]) and not is_uncertain([0.2, 0.8]) and not is_uncertain([0.8, 0.2])
-    assert is_uncertain([0.5, 0.3, 0.2]) and not is_uncertain([0.8, 0.1, 0.1])
-
-
-def test_predict_files_marks_uncertain_with_the_models_threshold(tmp_path):
-    folder = write_split(tmp_path / "x", {"REAL": 2}, seed=1)
-    score = lambda x: (np.array([[0.7, 0.3], [0.15, 0.85]])[:len(x)], np.zeros(len(x), int))  # noqa: E731
-    rows = list(predict_files(score, ["REAL", "EDITED"], [folder], threshold=0.9))
-    assert [r["uncertain"] for r in rows] == [False, True]
-
-
 def test_tune_threshold_with_three_classes_is_an_error(tmp_path):
     root = write_split(tmp_path / "three", {"REAL": 12, "EDITED": 12, "FAKE": 12})
     with pytest.raises(DataError, match="needs two classes"):
@@ -175,7 +159,7 @@ def test_checkpoints_and_history_record_their_provenance(trained_run):
 
 
 def test_the_data_signature_follows_the_pixels_not_the_files():
-    from utils.provenance import data_signature
+    from utils.training.provenance import data_signature
     images = np.zeros((4, 3, 32, 32), np.uint8)
     same = data_signature(images, [0, 1, 0, 1], ["REAL", "FAKE"])
     assert data_signature(images.copy(), [0, 1, 0, 1], ["REAL", "FAKE"]) == same

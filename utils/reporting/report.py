@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from utils import plots
-from utils.checkpoint import load_classifier
-from utils.gradcam import gradcam
-from utils.inference import confident_mistakes, predict_folder, random_examples
-from utils.metrics import classification_metrics
+from utils.inference.checkpoint import load_classifier
+from utils.inference.evaluation import confident_mistakes, predict_folder, random_examples
+from utils.inference.metrics import classification_metrics
+from utils.reporting import plots
+from utils.reporting.gradcam import gradcam
 
 
 def load_history(run_dir):
@@ -34,8 +34,8 @@ def edit_marks(scored, indices) -> dict:
 
 def write_report(checkpoint, test_path, out_dir, run_dir=None, n=4, seed=0, device="auto", scored=None) -> list:
     """Curves (from run_dir's history), confusion matrix, ROC, per-class and random 2x2 grids, the most
-    confident mistakes of each kind (with a model's edit maps over them), and Grad-CAM overlays. Returns the PNG paths written.
-    `scored`: predict_folder's result when the caller has it already (the notebook), to score only once."""
+    confident mistakes of each kind (with a model's edit maps over them), and Grad-CAM overlays. Returns the PNG paths
+    written. `scored`: predict_folder's result when the caller has it already (the notebook), to score only once."""
     model, ck = load_classifier(checkpoint, "cpu")
     scored = scored or predict_folder((model, ck), test_path, device=device)
     images, labels, probs, classes = scored["folder"].images, scored["labels"], scored["probs"], scored["classes"]

@@ -1,16 +1,24 @@
 """The checkpoint: one `.pt` file holding weights, model name, classes, image size, normalisation, the
-training config and validation metrics. Loaded with `weights_only=True`, so a checkpoint can never run code."""
+training config and validation metrics. Loaded with `weights_only=True`, so a checkpoint can never run code.
+
+One way in: `load_classifier` (a path or an already loaded pair -> (model, checkpoint dict)), which reads a file
+through `load_checkpoint`, which brings a checkpoint of an older format up to this one (`upgrade_checkpoint`), so
+every reader sees the current keys. One way out: `save_checkpoint` (data.cache.atomic_write). The shipped
+detectors live at `weights_path(name)`.
+"""
+import copy
 import pickle
 from pathlib import Path
 
 import torch
 
+from data.cache import atomic_write
 from models import ImageClassifier, build_model
 from utils.cli import UserError
 
 FORMAT = "ai-image-classifier/checkpoint"
-VERSION = 1
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # the shipped detectors (utils/shipping.py)
+VERSION = 2
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # the shipped detectors (shipping/detectors.py)
 DEFAULT_DETECTOR = "two_part"  # the one used when no model is named (predict.py, the demo, the web page)
 
 
@@ -31,17 +39,38 @@ def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, con
 
 
 def image_view(ck: dict) -> tuple:
-    """-> (image size, resize mode) a checkpoint's model sees images at (data/images.py); checkpoints from before
-    the resize mode shrank every image to 32x32."""
-    return int(ck.get("image_size") or 32), ck.get("resize") or "shrink"
+    """-> (image size, resize mode) a checkpoint's model sees images at (data/images.py)."""
+    return int(ck["image_size"]), ck["resize"]
+
+
+# the training settings a version 1 checkpoint may lack, with the value its run had in effect
+V1_CONFIG_DEFAULTS = {"synthetic_edits": 0.0, "edit_kinds": None, "edit_classes": None, "robust": 0.0,
+                      "robust_extra": "", "max_train_images": 0, "max_val_images": 0, "hflip": False,
+                      "vflip": False, "seed": 0, "calibrate": True, "outside_fit_images": 20000}
+
+
+def upgrade_checkpoint(ck: dict) -> dict:
+    """A checkpoint dict of any earlier version -> the same checkpoint in this VERSION's format (a new dict).
+
+    Version 1 (and unversioned) checkpoints may lack: `image_size` and `resize` (they shrank every image to
+    32x32), `tta` (a boolean `flip_tta` instead, or nothing: none), `temperature` (1: none), and the training
+    settings of V1_CONFIG_DEFAULTS in `config`. Version 2 has every one of them."""
+    ck = dict(ck)
+    if ck.get("version", 0) < 2:
+        ck["image_size"] = int(ck.get("image_size") or 32)
+        ck["resize"] = ck.get("resize") or "shrink"
+        ck["tta"] = ck.get("tta") or ("flip" if ck.pop("flip_tta", False) else "none")
+        ck["temperature"] = float(ck.get("temperature", 1.0))
+        ck["config"] = {**V1_CONFIG_DEFAULTS, **(ck.get("config") or {})}
+        ck["version"] = 2
+    return ck
 
 
 def save_checkpoint(checkpoint: dict, path):
+    """Write a checkpoint dict; a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    tmp.replace(path)  # never a half-written checkpoint
+    atomic_write(path, lambda f: torch.save(checkpoint, f))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -64,7 +93,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
                               "(train.py writes those)")
     if ck.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ck['version']} is newer than this code ({VERSION})")
-    return ck
+    return upgrade_checkpoint(ck)
 
 
 def model_from_checkpoint(ck: dict, device="cpu", source="checkpoint") -> ImageClassifier:
@@ -75,8 +104,8 @@ def model_from_checkpoint(ck: dict, device="cpu", source="checkpoint") -> ImageC
         norm = ck["normalization"]
         model = ImageClassifier(net, norm["mean"], norm["std"])
         model.load_state_dict(ck["state_dict"])
-        model.temperature.fill_(float(ck.get("temperature", 1.0)))
-        model.tta = ck.get("tta") or ("flip" if ck.get("flip_tta") else "none")  # flip_tta: before TTA modes
+        model.temperature.fill_(float(ck["temperature"]))
+        model.tta = ck["tta"]
     except KeyError as e:
         raise CheckpointError(f"{source}: incomplete checkpoint: no {e} entry") from None
     except (ValueError, RuntimeError, TypeError) as e:
@@ -85,16 +114,28 @@ def model_from_checkpoint(ck: dict, device="cpu", source="checkpoint") -> ImageC
     return model.to(device).eval()
 
 
+def weights_path(name=DEFAULT_DETECTOR, weights_dir=WEIGHTS_DIR) -> Path:
+    """Where shipped detector `name`'s checkpoint is (its ONNX export and card sit beside it)."""
+    return Path(weights_dir) / f"{name}.pt"
+
+
 def default_detector() -> Path:
     """The shipped detector used when no model is named (predict.py, the demo, the web page)."""
-    path = WEIGHTS_DIR / f"{DEFAULT_DETECTOR}.pt"
+    path = weights_path()
     if not path.is_file():
         raise CheckpointError(f"{path}: the shipped detector is missing; `make weights` retrains it, or name a "
                               "model with --checkpoint")
     return path
 
 
-def load_classifier(path, device="cpu"):
-    """-> (model in eval mode on `device`, checkpoint dict)."""
-    ck = load_checkpoint(path)
-    return model_from_checkpoint(ck, device, source=path), ck
+def load_classifier(checkpoint, device="cpu"):
+    """A checkpoint path, or an already loaded (model, checkpoint dict) pair -> (model in eval mode on `device`,
+    checkpoint dict). A loaded model is never moved: on another device, a copy is."""
+    if isinstance(checkpoint, (str, Path)):
+        ck = load_checkpoint(checkpoint)
+        return model_from_checkpoint(ck, device, source=checkpoint), ck
+    model, ck = checkpoint
+    where, asked = next(model.parameters()).device, torch.device(device)
+    if where.type != asked.type or (asked.index is not None and where.index != asked.index):
+        model = copy.deepcopy(model).to(device)
+    return model, ck

@@ -5,8 +5,8 @@ import time
 import torch
 
 from utils import distributed
-from utils.inference import eval_batch_size, run_model
-from utils.precision import step_seconds
+from utils.inference.scoring import eval_batch_size, run_model
+from utils.training.precision import step_seconds
 
 
 def epochs_for_budget(budget_seconds, steps_per_epoch, step_seconds, val_seconds, margin=0.85) -> int:

@@ -6,6 +6,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from models import ImageClassifier
+from utils.inference.verdict import decide
 
 
 def last_conv_layer(model: nn.Module) -> nn.Module:
@@ -42,7 +43,7 @@ def gradcam(model: nn.Module, images, target=None) -> tuple:
     x = torch.as_tensor(np.asarray(images)).to(device)
     wrapped = _ClassLogits(model)
     with torch.no_grad():
-        predicted = wrapped(x).argmax(1)
+        predicted = decide(wrapped(x))
     target = predicted if target is None else torch.as_tensor(target, device=device).expand(len(x))
     layer_cam = LayerGradCam(wrapped, last_conv_layer(model))
     with torch.enable_grad():

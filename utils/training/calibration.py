@@ -5,8 +5,9 @@ import numpy as np
 
 from data import DataError
 from models import fit_temperature, probabilities
-from utils.inference import run_model, validation_images
-from utils.metrics import classification_metrics, expected_calibration_error
+from utils.inference.evaluation import validation_images
+from utils.inference.metrics import classification_metrics, expected_calibration_error
+from utils.inference.scoring import run_model
 
 
 def tune_threshold(labels, probs) -> float:
@@ -37,14 +38,14 @@ def refit_temperature(model, ck: dict, device="cpu") -> str:
     """The model is about to score with test-time views (model.tta) other than those the checkpoint's
     temperature was fitted for: fit it again on the checkpoint's validation split, or, where that split is not
     at hand, drop it (temperature 1). Sets model.temperature; returns what was done, for the user."""
-    if model.tta == ck.get("tta", "none") or not ck.get("config", {}).get("calibrate", True):
+    if model.tta == ck["tta"] or not ck["config"]["calibrate"]:
         return ""
     model.temperature.fill_(1.0)
     try:
         images, labels = validation_images(ck)
     except DataError as e:
-        return (f"scores NOT calibrated: the temperature was fitted for tta {ck.get('tta')}, and the validation "
+        return (f"scores NOT calibrated: the temperature was fitted for tta {ck['tta']}, and the validation "
                 f"split to refit it for {model.tta} is not at hand ({e})")
     model.temperature.fill_(fit_temperature(run_model(model, images, device=device), labels))
     return (f"temperature refitted for tta {model.tta} on the checkpoint's validation split ({len(labels)} images): "
-            f"{float(model.temperature):.3f} (was {ck.get('temperature', 1.0):.3f} for {ck.get('tta')})")
+            f"{float(model.temperature):.3f} (was {ck['temperature']:.3f} for {ck['tta']})")

@@ -14,9 +14,10 @@ import torch
 
 from data.degradations import opt_in_kinds, robust_augment
 from models import ImageClassifier, build_model
-from utils.checkpoint import model_from_checkpoint
-from utils.inference import checkpoint_split, run_with_map
-from utils.prediction import edit_scores
+from utils.inference.checkpoint import model_from_checkpoint
+from utils.inference.evaluation import checkpoint_split
+from utils.inference.scoring import run_with_map
+from utils.inference.verdict import edit_scores
 
 FALSE_ALARM = 0.01     # the share of unedited images (REAL and FAKE, label-neutral changes drawn) called EDITED
 # the edit score pools the map's most edited pixels, a region from 2x2 (about the smallest edit drawn) to 5x5;

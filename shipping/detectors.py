@@ -1,28 +1,37 @@
 """The shipped detectors in weights/: how each is trained, how a run becomes one, and the figures its model card
 gives (weights/<name>.json, written when it is shipped and checked by tests/test_shipped_weights.py).
 
-A shipped detector is an ordinary checkpoint (utils/checkpoint.py) whose weights are stored in half precision
+A shipped detector is an ordinary checkpoint (utils/inference/checkpoint.py) whose weights are stored in half precision
 when that was measured to give the same verdicts; it loads into float32 like any other.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from data import load_folder, resolve_split
+from data.cache import atomic_write
 from models import build_model
-from utils.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR, load_checkpoint, model_from_checkpoint, save_checkpoint
-from utils.bias import bias_table
-from utils.inference import checkpoint_split, evaluate, predict, robustness, score_images
-from utils.outside import FIT_VIEW, features_of, fit_for_run, outside_scores, summary as outside_summary
-from utils.prediction import VERDICT_CLASSES
-from utils.two_part import two_part_checkpoint
+from shipping.two_part import two_part_checkpoint
+from utils.inference.checkpoint import (
+    DEFAULT_DETECTOR,
+    WEIGHTS_DIR,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    weights_path,
+)
+from utils.inference.evaluation import checkpoint_split, evaluate, robustness
+from utils.inference.outside import FIT_VIEW, features_of, fit_for_run, outside_scores
+from utils.inference.outside import summary as outside_summary
+from utils.inference.predict import predict, score_images
+from utils.inference.verdict import verdict_classes
+from utils.reporting.bias import bias_table
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
 # long as the shipped one did) and the test split its figures are measured on; `joins`: a detector whose run is
-# joined with another shipped detector's weights (utils/two_part.py) rather than shipped alone
+# joined with another shipped detector's weights (shipping/two_part.py) rather than shipped alone
 DETECTORS = {
     "three_class": dict(
         what="REAL / EDITED / FAKE with an edit map, trained under label-neutral changes (the edits recipe: "
@@ -47,11 +56,11 @@ SAME_VERDICTS = 0.999    # half precision is shipped when at least this share of
 
 
 def detector_path(name=DEFAULT_DETECTOR) -> Path:
-    return WEIGHTS_DIR / f"{name}.pt"
+    return weights_path(name)
 
 
 def card_path(name=DEFAULT_DETECTOR) -> Path:
-    return WEIGHTS_DIR / f"{name}.json"
+    return weights_path(name).with_suffix(".json")
 
 
 def run_dir(name) -> Path:
@@ -75,7 +84,7 @@ def regression_slice(test_dir, per_class=SLICE_PER_CLASS):
 
 def slice_accuracy(classifier, test_dir, per_class=SLICE_PER_CLASS) -> dict:
     """Accuracy on the regression slice through predict()'s path (files decoded as predict.py decodes them);
-    `classifier`: anything with predict(paths) (a (model, checkpoint) pair goes through utils.inference)."""
+    `classifier`: anything with predict(paths) (a (model, checkpoint) pair goes through utils.inference.evaluation)."""
     paths, labels = regression_slice(test_dir, per_class)
     results = list(classifier.predict(paths) if hasattr(classifier, "predict")
                    else predict(classifier, paths, device="cpu"))
@@ -120,7 +129,7 @@ def _round(obj, digits=5):
 def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     """Copy a training run's checkpoint into `out_dir` as detector `name` (with its ONNX export) and measure
     what its model card reports; -> the card (also written as <name>.json beside the weights)."""
-    from utils.onnx_model import OnnxClassifier, export_onnx
+    from utils.inference.onnx_model import OnnxClassifier, export_onnx
     spec = DETECTORS[name]
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
@@ -129,7 +138,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         ck = two_part_checkpoint(load_checkpoint(detector_path(spec["joins"])), ck)
     features = {"with_map": False, "residual": False, **spec.get("outside", {})}
     stats = ck.get("outside") or {}
-    # a run from before the score, from its first fit, or fitted on other features than this detector's
+    # a run without the score, or with one fitted another way or on other features than this detector's
     if stats.get("fit_view") != FIT_VIEW or features_of(stats) != features:
         log(f"{name}: fitting the outside-what-I-know score on the run's training images ({features})")
         ck["outside"] = fit_outside_for(ck, **features)
@@ -138,7 +147,8 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     agreement = half_precision_agreement(ck, test_path)
     shipped = half_precision(ck) if agreement["same_verdict"] >= SAME_VERDICTS else ck
     out_dir = Path(out_dir)
-    weights, onnx_file = out_dir / f"{name}.pt", out_dir / f"{name}.onnx"
+    weights = weights_path(name, out_dir)
+    onnx_file = weights.with_suffix(".onnx")
     save_checkpoint({**shipped, "config": {**ck["config"], "out": str(run)}}, weights)
     classifier = (model_from_checkpoint(shipped), shipped)
     export_onnx(classifier, onnx_file)
@@ -155,7 +165,7 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
         "parameters": sum(p.numel() for p in build_model(ck["model_name"], len(ck["classes"])).parameters()),
         "temperature": ck["temperature"], "tta": ck["tta"], "provenance": ck.get("provenance"),
         "edit_rule": ck.get("edit_rule"), "parts": ck.get("parts"),
-        "verdict_classes": VERDICT_CLASSES if ck.get("edit_rule") else ck["classes"],
+        "verdict_classes": verdict_classes(ck["classes"], ck.get("edit_rule")),
         "validation": ck.get("val_metrics"),
         "test": {**{k: v for k, v in test.items() if k != "confusion_matrix"}, "test_path": test_path},
         "robustness": rows,
@@ -166,17 +176,15 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
                        if k != "probabilities"},
     }
     card = _round(json.loads(json.dumps(card, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))))
-    card_file = out_dir / f"{name}.json"
-    tmp = card_file.with_name(card_file.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1) + "\n")
-    os.replace(tmp, card_file)
+    card_file = weights.with_suffix(".json")
+    atomic_write(card_file, lambda f: f.write((json.dumps(card, indent=1) + "\n").encode()))
     log(f"{name}: wrote {weights} ({card['bytes'] / 1e6:.2f} MB, {card['dtype']}), {onnx_file} and {card_file}; "
         f"test accuracy {test['accuracy']:.4f}, slice {card['regression_slice']['accuracy']:.4f}")
     return card
 
 
 def fit_outside_for(ck, **features) -> dict:
-    """utils.outside's statistics for a checkpoint, from the training and validation parts of its own run (a
+    """utils.inference.outside's statistics for a checkpoint, from the training and validation parts of its own run (a
     two-part detector's: its real-vs-fake part's run); `features`: fit_outside's with_map and residual."""
     folder, split = checkpoint_split(ck)
     labels = np.zeros(len(folder.images), np.int64)
@@ -189,7 +197,8 @@ def _outside_card(classifier, test_path) -> dict:
     """The outside score's summary, and the share of images called outside on CIFAKE's own test split
     (`test_outside`: REAL and FAKE as shipped) and on the detector's test split (edited images among them)."""
     model, ck = classifier
-    by_split = {split: float(np.mean(outside_scores(model, ck["outside"], test_images(split)) > ck["outside"]["threshold"]))
+    cut = ck["outside"]["threshold"]
+    by_split = {split: float(np.mean(outside_scores(model, ck["outside"], test_images(split)) > cut))
                 for split in dict.fromkeys(("test", test_path))}
     return {**outside_summary(ck["outside"]), "test_outside": by_split["test"], "outside_by_split": by_split}
 

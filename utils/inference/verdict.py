@@ -1,0 +1,154 @@
+"""The decision rule: a model's scores in, verdicts out. This is the only place a label is made, for the PyTorch
+path, the ONNX path, evaluation, the bias table, shipping, the page, the notebook and the benches. Imports no
+torch: `decide` takes numpy arrays and torch tensors alike.
+
+- `decide`: class indices from probabilities (argmax, or P(positive) >= a threshold tuned on validation);
+- `uncertain`: whether a verdict lies near the cut that made it;
+- `edit_scores`: a two-part detector's edit map pooled into one score an image;
+- `verdicts`: all of it at once: (the verdicts' class names, labels, uncertain);
+- `verdict_fields` and `format_line`: one image's verdict as predict.py, the page and the notebook report it.
+"""
+import numpy as np
+
+VERDICT_CLASSES = ["REAL", "EDITED", "FAKE"]  # a two-part detector's verdicts (models/two_part.py)
+UNCERTAIN_BELOW = 0.75  # with 3+ classes, a verdict whose calibrated probability is under this is "uncertain"
+
+
+def decide(probs, threshold=None):
+    """Class indices from (N, C) probabilities (numpy or torch): argmax, or for two classes P(positive) >= threshold
+    when a threshold was tuned on validation (it is stored in the checkpoint)."""
+    if not hasattr(probs, "shape"):
+        probs = np.asarray(probs)
+    if threshold is not None and probs.shape[1] == 2:
+        return (probs[:, 1] >= threshold) * 1
+    return probs.argmax(1)
+
+
+def uncertain(probs, threshold=None) -> np.ndarray:
+    """(N,) bool: whether each verdict is uncertain, from the decision rule that made it. Two classes, decided by
+    P(positive) >= t (t = 0.5 unless one was tuned on validation): uncertain when P(positive) lies in the half
+    of its side of the cut nearest to it, t/2 < P < (1 + t)/2 (at t = 0.5: the chosen class's probability under
+    0.75). More classes (argmax): the chosen class's probability under UNCERTAIN_BELOW."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    if probs.shape[1] == 2:
+        t = 0.5 if threshold is None else float(threshold)
+        return (t / 2 < probs[:, 1]) & (probs[:, 1] < (1 + t) / 2)
+    return probs.max(1) < UNCERTAIN_BELOW
+
+
+def edit_scores(prob_maps, pixels) -> np.ndarray:
+    """(N, H, W) edit maps in 0..1 -> (N,) edit scores: the mean of each map's `pixels` highest values less the
+    map's median. A region that stands out against the rest of its own image scores high; a change of the
+    whole image (a re-save, sharpening, another camera) that lifts the map everywhere lifts its median too."""
+    flat = np.asarray(prob_maps, dtype=np.float32).reshape(len(prob_maps), -1)
+    if flat.shape[0] == 0:
+        return np.zeros(0, np.float32)
+    top = np.partition(flat, flat.shape[1] - pixels, axis=1)[:, -pixels:]
+    return top.mean(1) - np.median(flat, axis=1)
+
+
+def edit_evidence(edit, cut):
+    """An edit score on a 0..1 scale for display and ranking: 0.5 at the EDITED cut, 1 at twice the cut."""
+    return np.clip(np.asarray(edit) / (2 * cut), 0, 1)
+
+
+def verdict_classes(classes, edit_rule=None) -> list:
+    """The class names a model's verdicts use: a two-part detector's VERDICT_CLASSES, else its own classes."""
+    return VERDICT_CLASSES if edit_rule else list(classes)
+
+
+def verdicts(probs, classes, threshold=None, edit=None, edit_rule=None):
+    """-> (the verdicts' class names, label indices (N,) into them, uncertain (N,) bool).
+
+    Without `edit_rule`: the model's own decision over its `classes`. With one (a two-part detector: classes
+    REAL, FAKE, and `edit`, its (N,) edit scores): FAKE where the real-vs-fake part says so, else EDITED where
+    the edit score reaches the rule's cut, else REAL. `uncertain` is that of the model's own probabilities."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    decisions = np.asarray(decide(probs, threshold))
+    unsure = uncertain(probs, threshold)
+    if not edit_rule:
+        return verdict_classes(classes), decisions, unsure
+    if edit is None:
+        raise ValueError("an edit rule needs the model's edit scores")
+    fake = decisions == list(classes).index("FAKE")
+    return (
+        verdict_classes(classes, edit_rule),
+        np.where(fake, 2, np.where(np.asarray(edit) >= edit_rule["cut"], 1, 0)),
+        unsure,
+    )
+
+
+def ranking_probabilities(p_fake, edit, cut) -> np.ndarray:
+    """A two-part detector's (N, 3) scores in VERDICT_CLASSES order for ranking metrics (ROC-AUC): P(FAKE), and
+    1 - P(FAKE) split between EDITED and REAL by `edit_evidence`. Not calibrated probabilities."""
+    p_fake, e = np.asarray(p_fake), edit_evidence(edit, cut)
+    return np.stack([(1 - p_fake) * (1 - e), (1 - p_fake) * e, p_fake], 1)
+
+
+def verdict_fields(probs, classes, threshold=None, edit=None, edit_rule=None, outside=None, outside_cut=None) -> dict:
+    """One image's verdict as predict reports it: {label, probability, probabilities, uncertain, outside,
+    outside_score}, and with an edit rule also {p_fake, edit_score, edit_cut}. `probs`: its (C,) probabilities;
+    `probability` is P(positive) for two classes, else that of the chosen class; `outside`: its outside score
+    (utils.inference.outside), `outside_cut` the cut above which the image is unlike anything the detector
+    learned (`outside_score`: 1 at the cut)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    names, labels, unsure = verdicts(probs[None], classes, threshold, None if edit is None else [edit], edit_rule)
+    own = int(decide(probs[None], threshold)[0])
+    fields = dict(
+        label=names[int(labels[0])],
+        probability=float(probs[1] if len(classes) == 2 else probs[own]),
+        probabilities={c: float(v) for c, v in zip(classes, probs)},
+        uncertain=bool(unsure[0]),
+        outside=None if outside is None else bool(outside > outside_cut),
+        outside_score=None if outside is None else round(float(outside) / outside_cut, 4),
+    )
+    if edit_rule:
+        fields.update(
+            p_fake=float(probs[list(classes).index("FAKE")]),
+            edit_score=round(float(edit), 4),
+            edit_cut=edit_rule["cut"],
+        )
+    return fields
+
+
+def explained_class(r) -> str:
+    """The class Grad-CAM explains for a verdict: a two-part detector's real-vs-fake answer (REAL for an EDITED
+    verdict, which that part did not call FAKE), else the label."""
+    if "edit_score" in r:
+        return "FAKE" if r["label"] == "FAKE" else "REAL"
+    return r["label"]
+
+
+def score_rows(r) -> list:
+    """[(name, value, bar in 0..1)] of one verdict's scores: a two-part detector's P(FAKE) and edit score (its bar
+    `edit_evidence`), else each class's probability."""
+    if "edit_score" in r:
+        return [
+            ("P(FAKE)", r["p_fake"], r["p_fake"]),
+            (
+                f"edit score (EDITED at {r['edit_cut']:.3f})",
+                r["edit_score"],
+                float(edit_evidence(max(0.0, r["edit_score"]), r["edit_cut"])),
+            ),
+        ]
+    return [(c, p, p) for c, p in r["probabilities"].items()]
+
+
+def format_line(r) -> str:
+    """One tab-separated line for one file's result: path, label, the probability (P(positive), P(FAKE) for a
+    two-part detector, else the chosen class's), then the edit score or every class's probability, the flags
+    (uncertain, outside) and the edit box; `path ERROR reason` for a file that could not be read, and `path
+    SKIPPED reason` for one skipped in a folder."""
+    if "error" in r:
+        return f"{r['path']}\tERROR\t{r['error']}"
+    if "skipped" in r:
+        return f"{r['path']}\tSKIPPED\t{r['skipped']}"
+    if "edit_score" in r:
+        scores = f"\tedit_score={r['edit_score']:.4f}"
+    elif len(r["probabilities"]) == 2:
+        scores = ""
+    else:
+        scores = "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
+    flags = ("\tuncertain" if r["uncertain"] else "") + ("\toutside" if r.get("outside") else "")
+    box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
+    return f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{scores}{flags}{box}"
