@@ -29,7 +29,7 @@ def uncertain(probs, threshold=None) -> np.ndarray:
     P(positive) >= t (t = 0.5 unless one was tuned on validation): uncertain when P(positive) lies in the half
     of its side of the cut nearest to it, t/2 < P < (1 + t)/2 (at t = 0.5: the chosen class's probability under
     0.75). More classes (argmax): the chosen class's probability under UNCERTAIN_BELOW."""
-    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    probs = np.atleast_2d(np.asarray(probs))
     if probs.shape[1] == 2:
         t = 0.5 if threshold is None else float(threshold)
         return (t / 2 < probs[:, 1]) & (probs[:, 1] < (1 + t) / 2)
@@ -63,7 +63,7 @@ def verdicts(probs, classes, threshold=None, edit=None, edit_rule=None):
     Without `edit_rule`: the model's own decision over its `classes`. With one (a two-part detector: classes
     REAL, FAKE, and `edit`, its (N,) edit scores): FAKE where the real-vs-fake part says so, else EDITED where
     the edit score reaches the rule's cut, else REAL. `uncertain` is that of the model's own probabilities."""
-    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    probs = np.atleast_2d(np.asarray(probs))
     decisions = np.asarray(decide(probs, threshold))
     unsure = uncertain(probs, threshold)
     if not edit_rule:
@@ -71,11 +71,8 @@ def verdicts(probs, classes, threshold=None, edit=None, edit_rule=None):
     if edit is None:
         raise ValueError("an edit rule needs the model's edit scores")
     fake = decisions == list(classes).index("FAKE")
-    return (
-        verdict_classes(classes, edit_rule),
-        np.where(fake, 2, np.where(np.asarray(edit) >= edit_rule["cut"], 1, 0)),
-        unsure,
-    )
+    labels = np.where(fake, 2, np.where(np.asarray(edit) >= edit_rule["cut"], 1, 0))
+    return verdict_classes(classes, edit_rule), labels, unsure
 
 
 def ranking_probabilities(p_fake, edit, cut) -> np.ndarray:
@@ -91,7 +88,7 @@ def verdict_fields(probs, classes, threshold=None, edit=None, edit_rule=None, ou
     `probability` is P(positive) for two classes, else that of the chosen class; `outside`: its outside score
     (utils.inference.outside), `outside_cut` the cut above which the image is unlike anything the detector
     learned (`outside_score`: 1 at the cut)."""
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.asarray(probs)
     names, labels, unsure = verdicts(probs[None], classes, threshold, None if edit is None else [edit], edit_rule)
     own = int(decide(probs[None], threshold)[0])
     fields = dict(
