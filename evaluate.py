@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 
-from data.images import RESIZE_MODES
+from data.images import RESIZE_MODES, default_resize
 from models import TTA_MODES
 from utils import cli
 from utils.inference.checkpoint import load_classifier
@@ -44,14 +44,19 @@ def main(argv=None):
     p.add_argument("--image-size", type=int, metavar="N",
                    help="score the images at this size instead of the checkpoint's own (a network that pools "
                         "globally takes any size)")
-    p.add_argument("--resize", choices=RESIZE_MODES, help="and bring them to it this way instead of the checkpoint's")
+    p.add_argument("--resize", choices=RESIZE_MODES,
+                   help="and bring them to it this way instead of the checkpoint's (with --image-size N alone: crop, "
+                        "except at 32, where shrink, as train.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     args = p.parse_args(argv)
     if args.validation and not args.robustness:
         p.error("--validation goes with --robustness")
     device = select_device(args.device)
     model, ck = load_classifier(args.checkpoint, device)
-    ck.update({k: v for k, v in (("image_size", args.image_size), ("resize", args.resize)) if v})  # the view scored
+    if args.image_size:  # the view scored
+        ck.update(image_size=args.image_size, resize=args.resize or default_resize(args.image_size))
+    elif args.resize:
+        ck.update(resize=args.resize)
     if args.tta:
         model.tta = args.tta
         said = refit_temperature(model, ck, device)  # the checkpoint's temperature was fitted for its own views

@@ -10,7 +10,7 @@ import argparse
 
 from data import default_data_root, load_folder, prepare
 from data.degradations import TEST_COPIES, describe_copy
-from data.images import RESIZE_MODES
+from data.images import RESIZE_MODES, default_resize
 from utils import cli
 
 
@@ -22,8 +22,9 @@ def main(argv=None):
                    help="only unpack and derive; decode each split on first use instead")
     p.add_argument("--image-size", type=int, default=32, metavar="N",
                    help="build the caches for a run at this size (default %(default)s; train.py --image-size)")
-    p.add_argument("--resize", choices=RESIZE_MODES, default="shrink",
-                   help="and bring each image to it this way (crop: its own pixels; default %(default)s)")
+    p.add_argument("--resize", choices=RESIZE_MODES,
+                   help="and bring each image to it this way (crop: its own pixels; default: crop, except at 32, "
+                        "CIFAKE's size, where shrink, as train.py)")
     p.add_argument("--perturb", metavar="SPLIT", action="append", default=[],
                    help="also write perturbed copies of SPLIT for the robustness table (those of test always are): "
                         + ", ".join(f"SPLIT-{k} ({describe_copy(k)})" for k in TEST_COPIES) + "; repeatable")
@@ -33,7 +34,8 @@ def main(argv=None):
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:
         for split in splits:
-            load_folder(f"{root}/{split}", image_size=args.image_size, resize=args.resize)
+            load_folder(f"{root}/{split}", image_size=args.image_size,
+                        resize=args.resize or default_resize(args.image_size))
     return 0
 
 

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from data.degradations import opt_in_kinds
-from data.images import RESIZE_MODES
+from data.images import RESIZE_MODES, default_resize
 from data.synthetic_edits import KINDS as EDIT_KINDS
 from data.synthetic_edits import edit_classes_from, kinds_from
 from models import MODELS, TTA_MODES
@@ -77,9 +77,10 @@ class TrainConfig:
     out: str = option(None, "run folder (default runs/<model>-<train split>-<time>)")
     resume: bool = option(False, "continue the run in --out from its last.pt", flag="on")
     image_size: int = option(32, "the side of the model's square view of an image (32: CIFAKE's size)", metavar="N")
-    resize: str = option("shrink", "how an image of another size is brought to N: crop (the centred N x N of its "
-                         "own pixels, never resampled; an image smaller than N is skipped with the reason) or "
-                         "shrink (the centred square resized, as CIFAKE's detectors do)", choices=list(RESIZE_MODES))
+    resize: str = option(None, "how an image of another size is brought to N: crop (the centred N x N of its own "
+                         "pixels, never resampled; an image smaller than N is skipped with the reason) or shrink "
+                         "(the centred square resized, as CIFAKE's detectors do); None: crop, except at 32 (CIFAKE's "
+                         "size), where shrink", choices=list(RESIZE_MODES))
     train_crop: int = option(0, "train on a random M x M window of each N x N view, at its own pixels (edits drawn "
                              "on the window); validation, evaluation and prediction see the whole view (0: off)",
                              metavar="M")
@@ -94,6 +95,10 @@ class TrainConfig:
     calibrate: bool = option(True, "fit a temperature on the validation split so that probabilities are calibrated "
                              "(--no-calibrate skips it)", flag="off")
     progress: bool = option(True, "progress bars (--no-progress hides them)", flag="off")
+
+    def __post_init__(self):
+        if self.resize is None:  # the run's view size decides (data.images.default_resize)
+            self.resize = default_resize(self.image_size)
 
 
 def add_flags(parser):

@@ -22,6 +22,7 @@ from utils.inference.checkpoint import load_checkpoint, make_checkpoint, save_ch
 from utils.inference.metrics import classification_metrics, edit_map_metrics
 from utils.inference.scoring import run_with_map
 from utils.inference.verdict import decide
+from utils.training.batchnorm import remeasure_batchnorm, statistics_images
 from utils.training.budget import plan_epochs, replan_epochs
 from utils.training.optimization import make_optimizer, make_scheduler, update_ema
 from utils.training.precision import choose_precision, precision_name
@@ -95,6 +96,7 @@ class Trainer:
         self.history, self.best, self.epoch = [], None, 0
         self.resumed_epochs = 0  # epochs a --resume found done
         self.best_state = self.best_val_logits = None  # the best epoch's weights and validation logits
+        self.statistics_images = None  # what BatchNorm's statistics are measured on after each epoch
 
     def prepare(self, started):
         """Precision, then the epoch plan of a budgeted run, the schedule, and a resumed run's state."""
@@ -241,7 +243,12 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         train_seconds = time.perf_counter() - t0 - compile_seconds
         loss_sum, correct, seen = distributed.sum_across([loss_sum, correct, seen], self.device)
-        distributed.broadcast_buffers(self.averaged)  # every rank validates rank 0's BatchNorm statistics
+        # the statistics of the weights validated (every rank measures the same sample), then rank 0's for all
+        if self.statistics_images is None:
+            self.statistics_images = statistics_images(self.data.train_images, self.data.train_labels,
+                                                       dataclasses.asdict(self.config), self.data.classes)
+        remeasure_batchnorm(self.averaged, self.statistics_images, self.device, self.averaged.has_edit_map)
+        distributed.broadcast_buffers(self.averaged)
         val, val_logits = validate(self.averaged, self.data.val_images, self.data.val_labels, self.data.classes,
                                    self.loss_fn, self.device, self.data.val_masks)
         row = {"epoch": self.epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),

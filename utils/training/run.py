@@ -18,6 +18,7 @@ import torch
 
 from data import DataError, default_test_path, load_folder, resolve_split
 from data.sources import REPO_ROOT
+from models import probabilities
 from utils import distributed
 from utils.inference.checkpoint import model_from_checkpoint, save_checkpoint
 from utils.inference.evaluation import evaluate
@@ -26,6 +27,7 @@ from utils.inference.outside import fit_for_run
 from utils.inference.scoring import run_model, select_device
 from utils.training.calibration import calibrate
 from utils.training.config import TrainConfig, make_config
+from utils.training.diagnosis import diagnose
 from utils.training.loop import Trainer
 from utils.training.training_data import load_training_data
 
@@ -99,14 +101,27 @@ def train(config: TrainConfig = None, on_epoch=None, **overrides) -> dict:
     model, ck = calibrated_best(trainer, clock)
     with clock("test report"):
         test_metrics = report_test(trainer.config, model, ck, device, run_dir, log)
+    warnings = run_warnings(trainer, ck)
+    for line in warnings:
+        log(f"WARNING: {line}")
     log(f"where the time went: {clock.summary()}")
     if main:
-        trainer.write_history(stage_seconds=clock.seconds)
+        trainer.write_history(stage_seconds=clock.seconds, warnings=warnings)
         print(f"run folder: {run_dir}  (checkpoint: {trainer.best_path})")
     return {"run_dir": str(run_dir), "checkpoint": str(trainer.best_path), "history": trainer.history,
             "best_val": trainer.best, "parameters": trainer.parameters, "classes": data.classes,
             "precision": trainer.precision, "provenance": trainer.provenance, "test_metrics": test_metrics,
-            "stage_seconds": clock.seconds}
+            "stage_seconds": clock.seconds, "warnings": warnings}
+
+
+def run_warnings(trainer, ck) -> list:
+    """utils.training.diagnosis's findings on the best checkpoint's validation scores (none when they are not
+    at hand: a best epoch from before a --resume)."""
+    if trainer.best_val_logits is None or not trainer.history:
+        return []
+    probs = probabilities(trainer.best_val_logits).cpu().numpy()
+    return diagnose(max(r["train_accuracy"] for r in trainer.history), trainer.data.val_labels, probs,
+                    ck.get("threshold"))
 
 
 def calibrated_best(trainer, clock=None):
