@@ -11,12 +11,11 @@ from utils.training.diagnosis import best_cut_accuracy, diagnose
 
 
 def textured(rng, size) -> Image.Image:
-    """A photograph-like texture: random colour detail at every scale from one pixel to an eighth of the image."""
-    image = np.zeros((size, size, 3))
-    for scale in (1, 2, 4, 8, size // 8):
-        coarse = rng.normal(0, 1, (size // scale, size // scale, 3))
-        image += np.kron(coarse, np.ones((scale, scale, 1))) * (0.5 if scale == 1 else 1.0)
-    image = 128 + 24 * image
+    """Smooth colour shapes with grain at the scale of one pixel: the grain is what a 2x down-and-up removes, and
+    what a view shrunk 2x averages away too."""
+    small = Image.fromarray(rng.integers(60, 196, (6, 6, 3), dtype=np.uint8))
+    smooth = np.asarray(small.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float64)
+    image = smooth + rng.normal(0, 12, (size, size, 3))
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
 
 
