@@ -53,8 +53,9 @@ def main(argv=None):
         p.error("--validation goes with --robustness")
     device = select_device(args.device)
     model, ck = load_classifier(args.checkpoint, device)
-    if args.image_size:  # the view scored
-        ck.update(image_size=args.image_size, resize=args.resize or default_resize(args.image_size))
+    if args.image_size:  # the view scored; at the checkpoint's own size, its own mode unless one is named
+        own = ck["resize"] if args.image_size == ck["image_size"] else default_resize(args.image_size)
+        ck.update(image_size=args.image_size, resize=args.resize or own)
     elif args.resize:
         ck.update(resize=args.resize)
     if args.tta:

@@ -66,10 +66,10 @@ def main(argv=None):
     if args.model:
         from utils.inference.onnx_model import OnnxClassifier
         model = OnnxClassifier(args.model)
-        classes, rule = model.classes, model.edit_rule
+        classes, rule, view = model.classes, model.edit_rule, (model.image_size, model.resize)
         results = model.predict(args.paths, args.batch_size, progress, args.masks)
     else:
-        from utils.inference.checkpoint import default_detector, load_classifier
+        from utils.inference.checkpoint import default_detector, image_view, load_classifier
         from utils.inference.predict import predict
         from utils.inference.scoring import select_device
         device = select_device(args.device)
@@ -77,7 +77,7 @@ def main(argv=None):
             args.checkpoint = default_detector()
             print(f"# detector: {args.checkpoint} (shipped; --checkpoint or --model picks another)", file=sys.stderr)
         model, ck = load_classifier(args.checkpoint, device)  # read once, shared with predict()
-        classes, rule = ck["classes"], ck.get("edit_rule")
+        classes, rule, view = ck["classes"], ck.get("edit_rule"), image_view(ck)
         results = predict((model, ck), args.paths, args.batch_size, device, progress, args.masks)
     if not args.json and rule:
         print(f"# p_fake = P(FAKE) from the real-vs-fake part; edit_score from the edit map, EDITED at >= "
@@ -109,10 +109,12 @@ def main(argv=None):
     if outside:
         print(f"# {outside} of them outside what the detector knows: unlike every image it learned from, so their "
               "labels are guesses (docs/model-card.md, \"Outside what I know\")", file=sys.stderr)
-    if resized:
-        print(f"# {resized} of them shrunk to 32x32 from another size: the detectors learned 32x32 CIFAKE images, "
-              "and on larger real photos their verdicts are unreliable (docs/model-card.md, Limitations)",
-              file=sys.stderr)
+    if resized and view[1] == "crop":
+        print(f"# {resized} of them of another size than the model's {view[0]} px view: cropped, or scored tile by "
+              "tile at their own size", file=sys.stderr)
+    elif resized:
+        print(f"# {resized} of them shrunk to {view[0]}x{view[0]} from another size: on larger real photos than the "
+              "training images the verdicts are unreliable (docs/model-card.md, Limitations)", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -6,6 +6,7 @@
 set -u
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's packages, installed editable or not
 archive=${1:-../shared/datasets/cifake-seed.tar.gz}
 shift $(( $# > 0 ? 1 : 0 ))
 T0=$(date +%s); stamp() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }

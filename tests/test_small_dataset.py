@@ -99,3 +99,17 @@ def test_batchnorm_statistics_are_measured_again_for_the_weights_that_are_saved(
     assert not torch.allclose(stale, fresh, atol=1e-3)
     assert torch.allclose(fresh, batch_stats, rtol=1e-3, atol=1e-3)
     assert not model.training and all(m.momentum == 0.1 for m in batchnorm_layers(model))
+
+
+def test_a_run_resumes_only_at_the_view_it_trained_on(tmp_path):
+    import pytest
+
+    from data import DataError
+    from utils.training.run import train
+    train_dir = write_resampled_split(tmp_path / "train", 16, seed=3)
+    common = dict(model="fullres_cnn", train_path=str(train_dir), test_path="none", image_size=48, batch_size=8,
+                  out=str(tmp_path / "run"), progress=False, device="cpu")
+    train(epochs=1, resize="shrink", **common)
+    with pytest.raises(DataError, match="--resize shrink resumes it"):
+        train(epochs=2, resume=True, **common)  # the default at 48 px crops
+    assert len(train(epochs=2, resume=True, resize="shrink", **common)["history"]) == 2

@@ -33,7 +33,7 @@ def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, con
         "positive_class": classes[1] if len(classes) == 2 else None, "image_size": image_size, "resize": resize,
         "normalization": {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "config": config, "val_metrics": val_metrics, "epoch": epoch,
+        "config": {**V1_CONFIG_DEFAULTS, **config}, "val_metrics": val_metrics, "epoch": epoch,
         "temperature": float(model.temperature), "tta": model.tta, "provenance": provenance,
     }
 

@@ -151,6 +151,14 @@ def training_view(images, labels, config: dict, classes, seed=0) -> torch.Tensor
     return torch.cat([x for x, _ in batches])
 
 
+def rows_on_cpu(images, idx) -> torch.Tensor:
+    """Rows `idx` of uint8 `images` (a tensor on any device, or a split on disk, data.rows.DiskRows) as a CPU
+    tensor."""
+    if torch.is_tensor(images):
+        return images[torch.as_tensor(idx, device=images.device)].cpu()
+    return torch.as_tensor(np.asarray(images[idx]))
+
+
 def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, **features) -> dict:
     """fit_outside on a seeded sample of the config's outside_fit_images (FIT_IMAGES) of `images` (those indexed
     by `pool`, default all: a run's training images; `labels` theirs, in `classes`), as `training_view` shows
@@ -161,6 +169,6 @@ def fit_for_run(model, images, labels, val_images, val_labels, config: dict, cla
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     most = min(config.get("outside_fit_images", FIT_IMAGES), FIT_BYTES // max(1, images[0].nbytes))
     idx = np.sort(np.random.default_rng(seed).permutation(pool)[:most])
-    fit = training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
+    fit = training_view(rows_on_cpu(images, idx), np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
     return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}

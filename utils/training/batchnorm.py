@@ -13,18 +13,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.inference.outside import training_view
+from utils.inference.outside import rows_on_cpu, training_view
 
-STATS_IMAGES = 1024   # training images the statistics are measured on (all of a smaller training part)
-STATS_BATCH = 256
+STATS_IMAGES = 1024   # training images the statistics are measured on, up to 128 px (all of a smaller part)
+STATS_PIXELS = STATS_IMAGES * 128 * 128  # larger images: as many as hold this many pixels, at least 64
+STATS_BATCH_PIXELS = 256 * 32 * 32       # a forward pass: 256 images of 32 px, or as many pixels
 STATS_SEED = 20
 
 
 def statistics_images(images, labels, config: dict, classes, n=STATS_IMAGES, seed=STATS_SEED) -> torch.Tensor:
     """A seeded sample of `n` training images (a tensor or data.rows.DiskRows; `labels` theirs, in `classes`), as
     a training batch of the run (`config`, a dict) shows them."""
+    n = min(n, max(64, STATS_PIXELS // (images.shape[2] * images.shape[3])))
     idx = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
-    return training_view(torch.as_tensor(np.asarray(images[idx])), np.asarray(labels)[idx], config, classes, seed)
+    return training_view(rows_on_cpu(images, idx), np.asarray(labels)[idx], config, classes, seed)
 
 
 def batchnorm_layers(model) -> list:
@@ -40,7 +42,8 @@ def remeasure_batchnorm(model, images, device, with_map=False):
     layers = batchnorm_layers(model)
     if not layers or len(images) < 2:
         return
-    batches = np.array_split(np.arange(len(images)), -(-len(images) // STATS_BATCH))  # none of a single image
+    per_batch = max(2, STATS_BATCH_PIXELS // (images.shape[2] * images.shape[3]))
+    batches = np.array_split(np.arange(len(images)), -(-len(images) // per_batch))  # none of a single image
     modes = {m: m.training for m in model.modules()}
     momenta = [m.momentum for m in layers]
     model.eval()

@@ -143,6 +143,11 @@ class Trainer:
         state, best_ck = states
         if state["model_name"] != self.config.model or state["classes"] != self.data.classes:
             raise DataError(f"{self.last_path}: cannot resume: it is {state['model_name']} on {state['classes']}")
+        view = (state.get("image_size") or 32, state.get("resize") or "shrink")
+        if view != (self.config.image_size, self.config.resize):
+            raise DataError(f"{self.last_path}: cannot resume: it trained on {view[1]} views of {view[0]} px, this "
+                            f"run asks for {self.config.resize} at {self.config.image_size} (--resize {view[1]} "
+                            "resumes it)")
         if self.config.budget_minutes:
             self.config = dataclasses.replace(self.config, epochs=state["config"]["epochs"])
         self.model.load_state_dict(state["state_dict"])

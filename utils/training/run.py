@@ -119,7 +119,7 @@ def run_warnings(trainer, ck) -> list:
     at hand: a best epoch from before a --resume)."""
     if trainer.best_val_logits is None or not trainer.history:
         return []
-    probs = probabilities(trainer.best_val_logits).cpu().numpy()
+    probs = probabilities(trainer.best_val_logits.float() / ck["temperature"]).cpu().numpy()  # as the cut was tuned
     return diagnose(max(r["train_accuracy"] for r in trainer.history), trainer.data.val_labels, probs,
                     ck.get("threshold"))
 
