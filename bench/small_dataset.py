@@ -23,6 +23,7 @@ import shlex
 import numpy as np
 from PIL import Image
 
+from data.real_photos import real_photo_files
 from data.sources import REPO_ROOT
 from utils.inference.evaluation import predict_folder
 from utils.inference.metrics import classification_metrics
@@ -31,14 +32,13 @@ from utils.training.diagnosis import best_cut_accuracy
 from utils.training.run import train
 
 WORK = REPO_ROOT / "runs" / "bench" / "small-dataset"
-TRAIN_PHOTOS = [("sklearn", "datasets/images/china.jpg"), ("sklearn", "datasets/images/flower.jpg")]
-TEST_PHOTO = ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg")
+TRAIN_PHOTOS = ("china.jpg", "flower.jpg")  # scikit-learn's
+TEST_PHOTO = "grace_hopper.jpg"             # matplotlib's
 
 
-def photo(package, path) -> Image.Image:
-    import importlib
-    root = importlib.import_module(package).__path__[0]
-    return Image.open(f"{root}/{path}").convert("RGB")
+def photo(name) -> Image.Image:
+    """One of data.real_photos' photographs by file name (these three install with the requirements)."""
+    return Image.open(next(path for _, path in real_photo_files()[0] if path.name == name)).convert("RGB")
 
 
 def down_up(crop: Image.Image) -> Image.Image:
@@ -59,7 +59,7 @@ def make_dataset(root, per_photo=150, test_per_class=100, size=256, seed=0):
     if (root / "done").is_file():
         return root
     rng = np.random.default_rng(seed)
-    splits = {"train": [photo(*p) for p in TRAIN_PHOTOS], "test": [photo(*TEST_PHOTO)]}
+    splits = {"train": [photo(name) for name in TRAIN_PHOTOS], "test": [photo(TEST_PHOTO)]}
     for split, photos in splits.items():
         per = per_photo if split == "train" else test_per_class
         for cls in ("REAL", "FAKE"):

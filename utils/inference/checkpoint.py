@@ -26,6 +26,12 @@ class CheckpointError(UserError):
     """The file is missing, not a checkpoint, or unsafe; the message says which."""
 
 
+# the training settings a version 1 checkpoint may lack, with the value its run had in effect
+V1_CONFIG_DEFAULTS = {"synthetic_edits": 0.0, "edit_kinds": None, "edit_classes": None, "robust": 0.0,
+                      "robust_extra": "", "max_train_images": 0, "max_val_images": 0, "hflip": False,
+                      "vflip": False, "seed": 0, "calibrate": True, "outside_fit_images": 20000}
+
+
 def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch,
                     provenance=None, resize="shrink") -> dict:
     return {
@@ -41,12 +47,6 @@ def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, con
 def image_view(ck: dict) -> tuple:
     """-> (image size, resize mode) a checkpoint's model sees images at (data/images.py)."""
     return int(ck["image_size"]), ck["resize"]
-
-
-# the training settings a version 1 checkpoint may lack, with the value its run had in effect
-V1_CONFIG_DEFAULTS = {"synthetic_edits": 0.0, "edit_kinds": None, "edit_classes": None, "robust": 0.0,
-                      "robust_extra": "", "max_train_images": 0, "max_val_images": 0, "hflip": False,
-                      "vflip": False, "seed": 0, "calibrate": True, "outside_fit_images": 20000}
 
 
 def upgrade_checkpoint(ck: dict) -> dict:
