@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Classify image files and folders (recursively): by default with the shipped default detector
-(weights/two_part.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
+(weights/two_part_edits.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
 `--model` an ONNX model from export.py (runs on onnxruntime alone, torch is not imported; the default's export is
-weights/two_part.onnx).
+weights/two_part_edits.onnx).
 
 One line per file (utils.inference.verdict.format_line): path, label, probability, then the scores, the flags
 and the edit box. The default detector answers two questions apart: the probability printed is P(FAKE) from a
 whole-image real-vs-fake network, and `edit_score` comes from an edit map (a region that stands out from the
-rest of its image); the label is FAKE, else EDITED where the edit score reaches its cut (fitted so that 1% of
-unedited validation images pass it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box). A checkpoint of
+rest of its image, or a change spread over all of it); the label is FAKE, else EDITED where the edit score
+reaches its cut (fitted so that 1% of unedited validation images pass it), else REAL; a verdict that is not
+EDITED but whose edit score reaches the lower cut that 5% pass is flagged "possibly edited" and uncertain (--json:
+p_fake, edit_score, edit_cut, possibly_edited, possible_cut, edit_box). A checkpoint of
 two classes prints P(positive class) (FAKE, or EDITED; REAL is negative) whatever the label; of more classes,
 that of the predicted label followed by every class's probability (REAL=... EDITED=... FAKE=...).
 Probabilities are calibrated on the validation split (temperature scaling). A verdict is marked "uncertain" near
@@ -16,8 +18,8 @@ its decision boundary: for two classes when P(positive) lies in the half of its 
 (0.25-0.75 for the usual cut at 0.5; with a threshold t tuned on validation, t/2 to (1+t)/2); for more classes
 when the chosen class is under 0.75.
 A model with an edit map also gives edit_box=x,y,w,h: the box around the pixels its map calls edited, in the view
-it saw (the default's only for an EDITED verdict); --masks DIR writes the maps themselves, and --json has
-edit_box, edit_area (pixels) and mask (the PNG's path).
+it saw (the default's only for an EDITED or possibly edited verdict); --masks DIR writes the maps themselves, and
+--json has edit_box, edit_area (pixels) and mask (the PNG's path).
 A verdict on an image unlike anything the detector learned (its features far from those of its training images,
 utils/inference/outside.py) is marked "outside" (--json: "outside": true, with outside_score, 1 being the cut):
 its label is a guess. ONNX models do not carry that score ("outside": null).
@@ -80,17 +82,21 @@ def main(argv=None):
         classes, rule, view = ck["classes"], ck.get("edit_rule"), image_view(ck)
         results = predict((model, ck), args.paths, args.batch_size, device, progress, args.masks)
     if not args.json and rule:
+        band = (f", possibly edited at >= {rule['possible_cut']:.3f} ({rule['possible_false_alarm']:.0%})"
+                if rule.get("possible_cut") is not None else "")
         print(f"# p_fake = P(FAKE) from the real-vs-fake part; edit_score from the edit map, EDITED at >= "
-              f"{rule['cut']:.3f} (passed by {rule['false_alarm']:.0%} of unedited validation images)", file=sys.stderr)
+              f"{rule['cut']:.3f} (passed by {rule['false_alarm']:.0%} of unedited validation images){band}",
+              file=sys.stderr)
     elif not args.json and len(classes) == 2:
         print(f"# probability = P({classes[1]}); {classes[0]} is the negative class", file=sys.stderr)
-    failed = total = resized = outside = right = 0
+    failed = total = resized = outside = right = flagged = 0
     skipped = collections.Counter()  # by extension
     for r in results:
         total += 1
         resized += bool(r.get("resized"))
         outside += bool(r.get("outside"))
         right += r.get("label") is not None and r.get("label") == truth.get(r["path"])
+        flagged += bool(r.get("possibly_edited")) and truth.get(r["path"]) == "EDITED"
         if "error" in r:
             failed += 1
         if "skipped" in r:
@@ -105,7 +111,8 @@ def main(argv=None):
              if n_skipped else ""), file=sys.stderr)
     if truth:
         print(f"# {right} of {len(truth)} right: {args.sample} drawn from each class folder of {sampled_from} "
-              f"with seed {args.seed}", file=sys.stderr)
+              f"with seed {args.seed}" + (f"; {flagged} more EDITED flagged possibly edited" if flagged else ""),
+              file=sys.stderr)
     if outside:
         print(f"# {outside} of them outside what the detector knows: unlike every image it learned from, so their "
               "labels are guesses (docs/model-card.md, \"Outside what I know\")", file=sys.stderr)

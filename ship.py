@@ -24,7 +24,7 @@ from utils import cli
 
 
 def main(argv=None):
-    from shipping.detectors import DETECTORS, run_dir, ship
+    from shipping.detectors import DETECTORS, ship, train_commands
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help=f"detectors to ship: {', '.join(DETECTORS)} "
                                                             "(default: all)")
@@ -43,8 +43,8 @@ def main(argv=None):
     if args.run and (len(names) != 1 or args.train):
         p.error("--run ships one named detector, without --train")
     for name in names:
-        if args.train:
-            command = [sys.executable, "train.py", *DETECTORS[name]["train_args"], "--out", str(run_dir(name))]
+        for train_args in train_commands(name) if args.train else []:
+            command = [sys.executable, "train.py", *train_args]
             print("$", " ".join(command), file=sys.stderr, flush=True)
             subprocess.run(command, check=True)
         ship(name, args.run, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -47,6 +47,13 @@ def keep_edits_with_sources(folder, train_idx, val_idx):
     return train_idx[~move], np.sort(np.concatenate([val_idx, train_idx[move]]))
 
 
+def label_edits_as_sources(classes, labels):
+    """-> (classes without EDITED, labels with every EDITED image counted as REAL, the class of its source)."""
+    kept = [c for c in classes if c != "EDITED"]
+    remap = np.array([kept.index("REAL" if c == "EDITED" else c) for c in classes])
+    return kept, remap[np.asarray(labels)]
+
+
 @dataclass
 class Split:
     """What a run trains and validates on: its classes, the training part's indices into the folder and their
@@ -58,22 +65,34 @@ class Split:
     val_images: torch.Tensor
     val_labels: np.ndarray
     val_masks: torch.Tensor
+    val_idx: np.ndarray = None  # the validation images' indices into the folder
 
 
 def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=KINDS, max_train_images=0,
-                   masks=None, robust=0.0, edit_classes=("REAL",), max_val_images=0) -> Split:
+                   masks=None, robust=0.0, edit_classes=("REAL",), max_val_images=0, label_neutral=False,
+                   own_edits_repeat=1) -> Split:
     """The one definition of what a run trains and validates on, for training and for whoever re-reads a
     checkpoint's validation images. With `synthetic_edits`, EDITED joins the classes (if the folder lacks it)
     and that share of the validation part's images of `edit_classes` (REAL) is edited once, with a fixed seed (training
     batches edit theirs on the fly). `masks`: the folder's edit masks (N, H, W) bool, if known
     (data.derived.edit_masks). With `robust` (a run trained under label-neutral changes), every validation image is then
     saved at CIFAKE's JPEG quality, as the edited test splits are. `max_val_images`: validate on a seeded sample of that
-    many of the validation part (a short run's validation decides little: its time belongs to training)."""
+    many of the validation part (a short run's validation decides little: its time belongs to training).
+    `label_neutral`: edits do not change a class (a real-vs-fake run): the folder's EDITED images count as REAL,
+    the class of the photos they were made from, and synthetic edits keep their image's class. The parts are
+    drawn before that, so they are the same images as an edit run's on the same folder and seed.
+    `own_edits_repeat`: each of the folder's own EDITED images of the training part appears this many times in it
+    (the user's edits, a few thousand among the synthetic ones drawn on every batch)."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
-    if synthetic_edits and "EDITED" not in classes:
+    if synthetic_edits and "EDITED" not in classes and not label_neutral:
         classes, remap = with_edited_class(classes)
         labels = remap.numpy()[labels]
     train_idx, val_idx = keep_edits_with_sources(folder, *split_train_val(labels, val_fraction, seed))
+    if own_edits_repeat > 1 and "EDITED" in folder.classes:
+        own = train_idx[np.asarray(folder.labels)[train_idx] == folder.classes.index("EDITED")]
+        train_idx = np.sort(np.concatenate([train_idx, np.repeat(own, own_edits_repeat - 1)]))
+    if label_neutral and "EDITED" in classes:
+        classes, labels = label_edits_as_sources(classes, labels)
     if max_train_images and max_train_images < len(train_idx):
         rng = np.random.default_rng(seed + 1)
         train_idx = np.sort(rng.choice(train_idx, max_train_images, replace=False))
@@ -93,7 +112,7 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
             # every image saved as CIFAKE saves its files, as the edited test splits are, so an edit carries the
             # same encoding as its surroundings (near a no-op on the unedited ones)
             val_images = jpeg(val_images, CIFAKE_JPEG_QUALITY)
-    return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks)
+    return Split(classes, train_idx, labels[train_idx], val_images, val_labels, val_masks, val_idx)
 
 
 def random_windows(x, masks, size, gen):

@@ -160,13 +160,13 @@ def with_edited_class(classes):
 def edit_some(images, labels, classes, share, gen, kinds=KINDS, masks=None, edit_classes=(REAL,)):
     """Edit a random share of the images labelled one of `edit_classes` (REAL photos, by default; an edit
     localiser edits FAKE images too, so that "edited" never means "a real photo"); those an edit really changed
-    are relabelled EDITED. -> (images, labels, masks): new tensors (the inputs are left as they are); `masks`
-    (N, H, W) bool marks the edited pixels, starting from the given `masks` (e.g. the shipped EDITED images')
-    or from none."""
+    are relabelled EDITED, or keep their class where `classes` has no EDITED (edits drawn as label-neutral, for a
+    real-vs-fake network that an edit must not move). -> (images, labels, masks): new tensors (the inputs are left
+    as they are); `masks` (N, H, W) bool marks the edited pixels, starting from the given `masks` (e.g. the
+    shipped EDITED images') or from none."""
     labels = torch.as_tensor(labels).clone()
     n, _, h, w = images.shape
     masks = torch.zeros(n, h, w, dtype=torch.bool, device=images.device) if masks is None else masks.clone()
-    edited = classes.index(EDITED)
     source = torch.isin(labels.cpu(), torch.tensor([classes.index(c) for c in edit_classes]))
     hit = (source & (torch.rand(len(labels), generator=gen) < share)).nonzero().squeeze(1)
     if len(hit) == 0:
@@ -174,5 +174,6 @@ def edit_some(images, labels, classes, share, gen, kinds=KINDS, masks=None, edit
     changed, changed_masks, _ = edit_batch(images[hit.to(images.device)], gen, kinds)
     images = images.index_copy(0, hit.to(images.device), changed)
     masks = masks.index_copy(0, hit.to(masks.device), changed_masks.to(masks.device))
-    labels[hit[changed_masks.flatten(1).any(1).cpu()].to(labels.device)] = edited
+    if EDITED in classes:
+        labels[hit[changed_masks.flatten(1).any(1).cpu()].to(labels.device)] = classes.index(EDITED)
     return images, labels, masks

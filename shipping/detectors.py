@@ -30,8 +30,10 @@ from utils.inference.verdict import verdict_classes
 from utils.reporting.bias import bias_table
 
 # name -> what it is, the train.py arguments that make it (explicit epochs, so that a rerun anywhere trains as
-# long as the shipped one did) and the test split its figures are measured on; `joins`: a detector whose run is
-# joined with another shipped detector's weights (shipping/two_part.py) rather than shipped alone
+# long as the shipped one did) and the test split its figures are measured on. A two-part detector
+# (shipping/two_part.py) joins two networks: `joins`, its run is the localiser and the named shipped detector
+# the real-vs-fake part; `localiser_args`, its run is the real-vs-fake part and a second run (trained first,
+# in run_dir(name, "localiser")) the localiser. A recipe's `init_from` may name shipped weights to fine-tune.
 DETECTORS = {
     "three_class": dict(
         what="REAL / EDITED / FAKE with an edit map, trained under label-neutral changes (the edits recipe: "
@@ -50,6 +52,17 @@ DETECTORS = {
         # the outside score reads both parts' activations and the noise-residual spectrum: of the four candidates
         # bench/outside.py fits, it separates the made outside sets best (mean ROC-AUC 0.80; docs/results.md)
         outside=dict(with_map=True, residual=True)),
+    # the default: two_part's two networks, each fine-tuned: P(FAKE) so that no edit moves it, the localiser on
+    # the user's own EDITED images; its run is the real-vs-fake part, its localiser a second run
+    "two_part_edits": dict(
+        what="REAL / EDITED / FAKE as two answers: P(FAKE) from real_vs_fake_robust fine-tuned with every edit drawn "
+             "as label-neutral (the real_vs_fake_edits recipe), EDITED from two_part's localiser fine-tuned on the "
+             "folder's own EDITED images (localiser_own_edits), its map's local and whole-image evidence in one "
+             "score; EDITED at the cut 1% of unedited validation images pass, \"possibly edited\" down to the cut "
+             "5% pass",
+        localiser_args=["--recipe", "localiser_own_edits", "--epochs", "2"],
+        train_args=["--recipe", "real_vs_fake_edits", "--epochs", "6"], test_path="test-3class",
+        outside=dict(with_map=True, residual=True)),
 }
 SLICE_PER_CLASS = 200    # the regression slice: the first 200 files by name of each class of the test split
 SAME_VERDICTS = 0.999    # half precision is shipped when at least this share of test verdicts is unchanged
@@ -63,12 +76,21 @@ def card_path(name=DEFAULT_DETECTOR) -> Path:
     return weights_path(name).with_suffix(".json")
 
 
-def run_dir(name) -> Path:
-    return Path("runs") / f"weights-{name.replace('_', '-')}"
+def run_dir(name, part="") -> Path:
+    """Where a detector's run lives (`part` "localiser": the run of a two-part detector's own localiser)."""
+    return Path("runs") / f"weights-{name.replace('_', '-')}{'-' + part if part else ''}"
+
+
+def train_commands(name) -> list:
+    """-> [train.py arguments] of each run a detector is made from, in order: its own localiser first, if it
+    trains one (`localiser_args`), then its run."""
+    spec = DETECTORS[name]
+    parts = [("localiser", spec["localiser_args"])] if spec.get("localiser_args") else []
+    return [[*args, "--out", str(run_dir(name, part))] for part, args in [*parts, ("", spec["train_args"])]]
 
 
 def train_command(name) -> str:
-    return " ".join(["python", "train.py", *DETECTORS[name]["train_args"], "--out", str(run_dir(name))])
+    return ", then ".join(" ".join(["python", "train.py", *args]) for args in train_commands(name))
 
 
 def regression_slice(test_dir, per_class=SLICE_PER_CLASS):
@@ -134,8 +156,11 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     run = Path(run or run_dir(name))
     ck = load_checkpoint(run / "checkpoint.pt")
     if spec.get("joins"):  # the run is one part; the other is a shipped detector's weights
-        log(f"{name}: joining {run} with weights/{spec['joins']}.pt and fitting the EDITED cut")
+        log(f"{name}: joining {run} with weights/{spec['joins']}.pt and fitting the edit rule")
         ck = two_part_checkpoint(load_checkpoint(detector_path(spec["joins"])), ck)
+    elif spec.get("localiser_args"):  # the run is the real-vs-fake part; the detector's own localiser run joins it
+        log(f"{name}: joining {run} with the localiser {run_dir(name, 'localiser')}, fitting the edit rule")
+        ck = two_part_checkpoint(ck, load_checkpoint(run_dir(name, "localiser") / "checkpoint.pt"))
     features = {"with_map": False, "residual": False, **spec.get("outside", {})}
     stats = ck.get("outside") or {}
     # a run without the score, or with one fitted another way or on other features than this detector's

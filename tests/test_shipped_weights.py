@@ -44,6 +44,9 @@ def test_shipped_detector_is_small_and_says_how_it_was_made(name):
     assert ck["outside"]["fit_view"] == FIT_VIEW  # fitted as training saw its images, cut on unedited ones
     if ck.get("edit_rule"):  # a two-part detector's EDITED cut is a promise: at most 1% of unedited images pass it
         rule, v = ck["edit_rule"], ck["edit_rule"]["validation"]
+        if "possible_cut" in rule:  # and "possibly edited" at most 5%
+            assert v["possibly_edited"] <= rule["possible_false_alarm"] + 1 / v["unedited"]
+            assert rule["possible_cut"] <= rule["cut"] and rule["possible_false_alarm"] <= 0.05
         assert rule["pixels"] == card["edit_rule"]["pixels"] and rule["false_alarm"] <= 0.01
         assert rule["cut"] == pytest.approx(card["edit_rule"]["cut"], abs=1e-5)  # the card rounds to 5 digits
         assert v["called_edited"] <= rule["false_alarm"] + 1 / v["unedited"] and v["unedited"] >= 10_000
@@ -92,10 +95,15 @@ def test_predict_with_no_model_named_uses_the_shipped_detector(shipped_root, cap
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in rows] == [str(p) for p in paths]
     assert [r["label"] for r in rows].count("EDITED") <= 6 and all("edit_box" in r for r in rows)
-    # the default answers two questions apart: P(FAKE), and the edit score against its cut
-    assert all(set(r["probabilities"]) == {"REAL", "FAKE"} and r["p_fake"] == r["probabilities"]["FAKE"]
-               and r["label"] == ("FAKE" if r["p_fake"] >= 0.5 else "EDITED" if r["edit_score"] >= r["edit_cut"]
-                                  else "REAL") for r in rows)
+    # the default answers two questions apart: P(FAKE) at its tuned threshold, and the edit score against its cuts
+    ck = load_checkpoint(default_detector())
+    threshold, rule = ck.get("threshold") or 0.5, ck["edit_rule"]
+    for r in rows:
+        edited = r["edit_score"] >= r["edit_cut"]
+        fake = r["p_fake"] >= threshold and not (edited and r["p_fake"] < (rule.get("edit_wins_below") or 0))
+        assert set(r["probabilities"]) == {"REAL", "FAKE"} and r["p_fake"] == r["probabilities"]["FAKE"]
+        assert r["label"] == ("FAKE" if fake else "EDITED" if edited else "REAL")
+        assert r["possibly_edited"] == (not edited and r["edit_score"] >= rule.get("possible_cut", np.inf))
 
 
 def test_ship_writes_weights_onnx_and_a_card_that_reproduces(trained_run, tmp_path):

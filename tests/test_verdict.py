@@ -11,7 +11,9 @@ from utils.inference.classify import classify_files
 from utils.inference.verdict import (
     VERDICT_CLASSES,
     decide,
+    edit_scores,
     format_line,
+    possibly_edited,
     ranking_probabilities,
     score_rows,
     uncertain,
@@ -44,6 +46,42 @@ def test_the_two_part_rule_asks_fake_first_then_the_edit_cut():
     assert verdicts(probs, ["REAL", "FAKE"])[1].tolist() == [1, 0, 0]  # no rule: the model's own
     ranked = ranking_probabilities(probs[:, 1], edit, 0.5)
     assert np.allclose(ranked.sum(1), 1) and ranked[1, 1] > ranked[2, 1]  # the edit score ranks EDITED
+
+
+def test_a_strong_edit_wins_over_a_middling_p_fake_only_where_the_rule_says_so():
+    probs = np.array([[0.2, 0.8], [0.02, 0.98], [0.2, 0.8]])  # all three FAKE by P(FAKE)
+    edit = np.array([0.9, 0.9, 0.1])
+    rule = {"pixels": 9, "cut": 0.5}
+    fake_first = verdicts(probs, ["REAL", "FAKE"], None, edit, rule)[1]
+    edit_wins = verdicts(probs, ["REAL", "FAKE"], None, edit, {**rule, "edit_wins_below": 0.9})[1]
+    assert fake_first.tolist() == [2, 2, 2] and edit_wins.tolist() == [1, 2, 2]
+
+
+def test_possibly_edited_is_the_band_between_two_cuts_and_is_uncertain():
+    probs = np.array([[0.95, 0.05]] * 4 + [[0.05, 0.95]])
+    edit = np.array([0.1, 0.3, 0.45, 0.6, 0.45])
+    rule = {"pixels": 9, "cut": 0.5, "possible_cut": 0.3}
+    _, labels, unsure = verdicts(probs, ["REAL", "FAKE"], None, edit, rule)
+    band = possibly_edited(labels, edit, rule)
+    assert labels.tolist() == [0, 0, 0, 1, 2] and band.tolist() == [False, True, True, False, True]
+    assert unsure.tolist() == [False, True, True, False, True]  # clear P(FAKE), but an edit may be there
+    assert not possibly_edited(labels, edit, {"pixels": 9, "cut": 0.5}).any()  # a rule without the band
+    r = verdict_fields(probs[1], ["REAL", "FAKE"], None, 0.3, rule)
+    assert r["label"] == "REAL" and r["possibly_edited"] and r["possible_cut"] == 0.3
+    assert format_line({"path": "p.jpg", **r}).split("\t")[4:] == ["possibly edited", "uncertain"]
+    assert "possibly edited from 0.300" in score_rows(r)[1][0]
+
+
+def test_the_edit_score_sees_an_edit_spread_over_the_whole_image_only_with_its_weight():
+    quiet = np.full((1, 32, 32), 0.02, np.float32)
+    region = quiet.copy()
+    region[0, 10:13, 4:7] = 0.9
+    specks = np.where(np.random.default_rng(0).random((1, 32, 32)) < 0.6, 0.9, 0.05).astype(np.float32)
+    maps = np.concatenate([quiet, region, specks])
+    local = edit_scores(maps, 9)
+    both = edit_scores(maps, 9, whole_weight=2.0)
+    assert local[2] < 0.01 and both[2] > 0.5  # specks everywhere lift the median: only the mean sees them
+    assert both[1] == local[1] and both[0] < 0.05  # a region still scores as a region; a quiet map stays quiet
 
 
 def test_one_line_per_file_for_every_kind_of_model():

@@ -74,8 +74,10 @@ def verdict_cards(classifier, uploads, device="cpu") -> list:
             continue
         # a two-part detector's edit score as a share of its cut, else P(EDITED)
         edit_evidence = r["edit_score"] / r["edit_cut"] if "edit_score" in r else r["probabilities"].get("EDITED", 0.0)
-        show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or edit_evidence >= EDIT_MAP_FROM)
+        show_map = r["edit_map"] is not None and (r["label"] == "EDITED" or r.get("possibly_edited")
+                                                  or edit_evidence >= EDIT_MAP_FROM)
         cards.append({"name": name, "label": r["label"], "uncertain": r["uncertain"], "resized": r["resized"],
+                      "possibly_edited": r.get("possibly_edited"),
                       "outside": r.get("outside"), "rows": score_rows(r), "explains": explained_class(r),
                       "probabilities": r["probabilities"], "edit_box": r.get("edit_box"),
                       "tiles": r.get("tiles"), "image_size": r.get("image_size"), "side": image_view(ck)[0],

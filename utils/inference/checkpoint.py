@@ -29,7 +29,8 @@ class CheckpointError(UserError):
 # the training settings a version 1 checkpoint may lack, with the value its run had in effect
 V1_CONFIG_DEFAULTS = {"synthetic_edits": 0.0, "edit_kinds": None, "edit_classes": None, "robust": 0.0,
                       "robust_extra": "", "max_train_images": 0, "max_val_images": 0, "hflip": False,
-                      "vflip": False, "seed": 0, "calibrate": True, "outside_fit_images": 20000}
+                      "vflip": False, "seed": 0, "calibrate": True, "outside_fit_images": 20000,
+                      "edits_label_neutral": False, "own_edits_repeat": 1}
 
 
 def make_checkpoint(model: ImageClassifier, model_name, classes, image_size, config, val_metrics, epoch,
@@ -139,3 +140,35 @@ def load_classifier(checkpoint, device="cpu"):
     if where.type != asked.type or (asked.index is not None and where.index != asked.index):
         model = copy.deepcopy(model).to(device)
     return model, ck
+
+
+def localiser_of(joined: dict) -> dict:
+    """A joined checkpoint -> its localiser as a checkpoint of its own (the weights, its normalisation: recorded,
+    or recovered from the joined re-normalisation, and its run's settings)."""
+    part = joined["parts"]["localiser"]
+    state = {k: v.float() for k, v in joined["state_dict"].items()}
+    norm = part.get("normalization")
+    if norm is None:  # x_localiser = x * scale + shift, with scale = std / localiser_std
+        mean, std = (torch.tensor(joined["normalization"][k]) for k in ("mean", "std"))
+        scale, shift = state["net.localiser_scale"].view(-1), state["net.localiser_shift"].view(-1)
+        norm = {"mean": (mean - shift * std / scale).tolist(), "std": (std / scale).tolist()}
+    prefix = "net.localiser."
+    return {**{k: joined[k] for k in ("format", "version", "image_size", "resize") if k in joined},
+            **part, "normalization": norm, "positive_class": None, "config": {**V1_CONFIG_DEFAULTS, **part["config"]},
+            "state_dict": {"mean": torch.tensor(norm["mean"]).view(1, -1, 1, 1),
+                           "std": torch.tensor(norm["std"]).view(1, -1, 1, 1),
+                           **{"net." + k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}}}
+
+
+def start_from(model: ImageClassifier, path, model_name, classes) -> str:
+    """Load a trained checkpoint's weights and normalisation into a new run's `model` (a fine-tune), after
+    checking that it is the same network over the same classes (a two-part detector: its localiser, for a run
+    of the localiser's network). -> what was loaded, for the log."""
+    ck = load_checkpoint(path)
+    if ck["model_name"] == "two_part" and model_name != "two_part":
+        ck = localiser_of(ck)
+    if ck["model_name"] != model_name or list(ck["classes"]) != list(classes):
+        raise CheckpointError(f"{path}: cannot start from it: it is {ck['model_name']} on {ck['classes']}, this run "
+                              f"trains {model_name} on {list(classes)}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()})
+    return f"started from {path} ({ck['model_name']}, {ck.get('epoch')} epochs, its normalisation kept)"

@@ -23,7 +23,7 @@ from utils.inference.files import (
     thumbnail,
     write_mask,
 )
-from utils.inference.verdict import edit_scores, verdict_fields
+from utils.inference.verdict import rule_edit_scores, verdict_fields
 
 FILES_AT_ONCE = 256  # files read and scored together
 TILES_AT_ONCE = 256  # and at most about this many views (a large photo's tiles are scored with no other file's)
@@ -93,7 +93,7 @@ def _score_group(scorer, results, read, masks_dir, keep_arrays):
     tile_probs, tile_maps = scorer.score(views)
     tile_outside = scorer.outside(views)
     rule = scorer.edit_rule
-    tile_edit = edit_scores(tile_maps, rule["pixels"]) if rule else None
+    tile_edit = rule_edit_scores(tile_maps, rule) if rule else None
     first = 0
     for slot, own_views, boxes, small, (width, height) in read:
         part = slice(first, first + len(own_views))
@@ -115,8 +115,8 @@ def _score_group(scorer, results, read, masks_dir, keep_arrays):
         if edit_map is not None:
             r["edit_box"], r["edit_area"] = edit_region(edit_map, min(MAP_THRESHOLD, rule["cut"]) if rule
                                                         else MAP_THRESHOLD)
-            if rule and r["label"] != "EDITED":
-                r["edit_box"], r["edit_area"] = None, 0  # the map decides EDITED: no verdict, no box
+            if rule and r["label"] != "EDITED" and not r["possibly_edited"]:
+                r["edit_box"], r["edit_area"] = None, 0  # the map decides EDITED: no edit shown, no box
             if masks_dir is not None:
                 r["mask"] = str(mask_path(masks_dir, r["path"]))
                 write_mask(edit_map, Path(r["mask"]))

@@ -74,7 +74,8 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
                                      scored["predictions"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
-    metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder)))
+    metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder),
+                                 scored["possibly_edited"] if scored["edit_scores"] is not None else None))
     if scored["maps"] is not None:
         metrics["edit_map"] = folder_edit_map_metrics(folder, scored["maps"])
     if jpeg_quality is not None:
@@ -145,7 +146,9 @@ def checkpoint_split(ck):
     return folder, training_split(folder, config["val_fraction"], config["seed"], config["synthetic_edits"],
                                   kinds_from(config["edit_kinds"]), config["max_train_images"],
                                   robust=config["robust"], edit_classes=edit_classes_from(config["edit_classes"]),
-                                  max_val_images=config["max_val_images"])
+                                  max_val_images=config["max_val_images"],
+                                  label_neutral=config.get("edits_label_neutral", False),
+                                  own_edits_repeat=config.get("own_edits_repeat", 1))
 
 
 def validation_images(ck):

@@ -122,21 +122,34 @@ def classification_metrics(labels, probs, classes, threshold=None, predictions=N
     return out
 
 
-def edited_recall(labels, predictions, classes, kinds) -> dict:
+def edited_recall(labels, predictions, classes, kinds, possibly=None) -> dict:
     """For a split with EDITED images: the share of EDITED images called EDITED, per kind of edit (`kinds`: per
     image its first edit's kind from the manifest, or None), and the share of REAL images called EDITED (the
-    false alarms). {} when the classes have no EDITED."""
+    false alarms). With `possibly` (a two-part detector's "possibly edited" band, (N,) bool), each also within
+    that band: `recall_possible`, `edited_recall_possible`, `real_possibly_edited` (REAL called EDITED or
+    possibly edited). {} when the classes have no EDITED."""
     if "EDITED" not in classes:
         return {}
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     edited = classes.index("EDITED")
+    flagged = predictions == edited
+    if possibly is not None:
+        flagged = flagged | np.asarray(possibly, bool)
     out = {"edited_recall_by_kind": {}}
     for kind in sorted({k for k, y in zip(kinds, labels) if k and y == edited}):
         hit = np.array([k == kind for k in kinds]) & (labels == edited)
         out["edited_recall_by_kind"][kind] = {"recall": float((predictions[hit] == edited).mean()), "n": int(hit.sum())}
+        if possibly is not None:
+            out["edited_recall_by_kind"][kind]["recall_possible"] = float(flagged[hit].mean())
+    if possibly is not None and (labels == edited).any():
+        out["edited_recall_possible"] = float(flagged[labels == edited].mean())
+    if "FAKE" in classes and (labels == edited).any():
+        out["edited_called_fake"] = float((predictions[labels == edited] == classes.index("FAKE")).mean())
     if "REAL" in classes and (labels == classes.index("REAL")).any():
         real = labels == classes.index("REAL")
         out["real_called_edited"] = float((predictions[real] == edited).mean())
+        if possibly is not None:
+            out["real_possibly_edited"] = float(flagged[real].mean())
     return out
 
 
@@ -203,9 +216,16 @@ def format_metrics(m: dict) -> str:
     if m.get("threshold") is not None:
         lines.append(f"{'threshold':>18}  {m['threshold']:.4f} (tuned on validation)")
     for kind, v in m.get("edited_recall_by_kind", {}).items():
-        lines.append(f"{'EDITED recall':>18}  {v['recall']:.4f} of {v['n']} {kind}")
+        band = f" ({v['recall_possible']:.4f} with possibly edited)" if "recall_possible" in v else ""
+        lines.append(f"{'EDITED recall':>18}  {v['recall']:.4f}{band} of {v['n']} {kind}")
+    if m.get("edited_recall_possible") is not None:
+        lines.append(f"{'EDITED or possibly':>18}  {m['edited_recall_possible']:.4f} of the EDITED images")
+    if m.get("edited_called_fake") is not None:
+        lines.append(f"{'EDITED called FAKE':>18}  {m['edited_called_fake']:.4f}")
     if m.get("real_called_edited") is not None:
-        lines.append(f"{'REAL called EDITED':>18}  {m['real_called_edited']:.4f}")
+        lines.append(f"{'REAL called EDITED':>18}  {m['real_called_edited']:.4f}"
+                     + (f" ({m['real_possibly_edited']:.4f} with possibly edited)"
+                        if m.get("real_possibly_edited") is not None else ""))
     if m.get("edit_map"):
         e = m["edit_map"]
         lines.append(f"{'edit map':>18}  pixel F1 {_fmt(e['pixel_f1'])}, IoU {_fmt(e['pixel_iou'])}, pixel ROC-AUC "

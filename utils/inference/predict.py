@@ -10,7 +10,7 @@ from utils.inference.checkpoint import image_view, load_classifier
 from utils.inference.classify import classify_files
 from utils.inference.outside import outside_scores
 from utils.inference.scoring import run_with_map, select_device
-from utils.inference.verdict import edit_scores, ranking_probabilities, verdicts
+from utils.inference.verdict import possibly_edited, ranking_probabilities, rule_edit_scores, verdicts
 
 
 class CheckpointScorer:
@@ -49,7 +49,8 @@ def predict(checkpoint, paths, batch_size=None, device="auto", progress=False, m
 
 def score_images(checkpoint, images, batch_size=None, device="cpu") -> dict:
     """A checkpoint's verdicts on uint8 images (N, 3, H, W): dict(probs (N, C), maps (N, H, W) or None, classes
-    (the verdicts'), predictions (N,) indices into them, edit_scores (N,) or None, uncertain (N,) bool). A
+    (the verdicts'), predictions (N,) indices into them, edit_scores (N,) or None, uncertain (N,) bool,
+    possibly_edited (N,) bool: the "possibly edited" band of verdicts not EDITED). A
     two-part detector (an `edit_rule`) gives REAL / EDITED / FAKE verdicts; its `probs` are then
     `verdict.ranking_probabilities`: a ranking for the ROC-AUC, not calibrated probabilities."""
     model, ck = load_classifier(checkpoint, device)
@@ -57,9 +58,9 @@ def score_images(checkpoint, images, batch_size=None, device="cpu") -> dict:
     probs = probabilities(logits).numpy()
     maps = None if maps is None else maps.numpy()
     rule = ck.get("edit_rule")
-    edit = edit_scores(maps, rule["pixels"]) if rule else None
+    edit = rule_edit_scores(maps, rule) if rule else None
     classes, predictions, unsure = verdicts(probs, ck["classes"], ck.get("threshold"), edit, rule)
     if rule:
         probs = ranking_probabilities(probs[:, ck["classes"].index("FAKE")], edit, rule["cut"])
     return dict(probs=probs, maps=maps, classes=classes, predictions=np.asarray(predictions), edit_scores=edit,
-                uncertain=unsure)
+                uncertain=unsure, possibly_edited=possibly_edited(predictions, edit, rule))

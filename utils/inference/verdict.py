@@ -4,7 +4,8 @@ torch: `decide` takes numpy arrays and torch tensors alike.
 
 - `decide`: class indices from probabilities (argmax, or P(positive) >= a threshold tuned on validation);
 - `uncertain`: whether a verdict lies near the cut that made it;
-- `edit_scores`: a two-part detector's edit map pooled into one score an image;
+- `edit_scores`, `rule_edit_scores`: a two-part detector's edit map pooled into one score an image;
+- `possibly_edited`: the band below the EDITED cut that a user is shown as "possibly edited";
 - `verdicts`: all of it at once: (the verdicts' class names, labels, uncertain);
 - `verdict_fields` and `format_line`: one image's verdict as predict.py, the page and the notebook report it.
 """
@@ -36,15 +37,35 @@ def uncertain(probs, threshold=None) -> np.ndarray:
     return probs.max(1) < UNCERTAIN_BELOW
 
 
-def edit_scores(prob_maps, pixels) -> np.ndarray:
-    """(N, H, W) edit maps in 0..1 -> (N,) edit scores: the mean of each map's `pixels` highest values less the
-    map's median. A region that stands out against the rest of its own image scores high; a change of the
-    whole image (a re-save, sharpening, another camera) that lifts the map everywhere lifts its median too."""
-    flat = np.asarray(prob_maps, dtype=np.float32).reshape(len(prob_maps), -1)
-    if flat.shape[0] == 0:
+def edit_scores(prob_maps, pixels, whole_weight=0.0) -> np.ndarray:
+    """(N, H, W) edit maps in 0..1 -> (N,) edit scores: the larger of two kinds of evidence.
+    - local: the mean of each map's `pixels` highest values less the map's median. A region that stands out
+      against the rest of its own image scores high; a change of the whole image that lifts the map everywhere
+      (a re-save, sharpening, another camera) lifts its median too;
+    - whole-image: the map's mean, times `whole_weight` (0: not used). An edit spread over the whole image (the
+      seed's salt-and-pepper specks) lifts the map everywhere, and the median with it: only the mean sees it.
+      The map was trained to stay low under every label-neutral change, so those do not lift it."""
+    if len(prob_maps) == 0:
         return np.zeros(0, np.float32)
+    flat = np.asarray(prob_maps, dtype=np.float32).reshape(len(prob_maps), -1)
     top = np.partition(flat, flat.shape[1] - pixels, axis=1)[:, -pixels:]
-    return top.mean(1) - np.median(flat, axis=1)
+    local = top.mean(1) - np.median(flat, axis=1)
+    return np.maximum(local, whole_weight * flat.mean(1)) if whole_weight else local
+
+
+def rule_edit_scores(prob_maps, edit_rule) -> np.ndarray:
+    """The edit scores of a two-part detector's `edit_rule` (its region size and whole-image weight)."""
+    return edit_scores(prob_maps, edit_rule["pixels"], edit_rule.get("whole_weight", 0.0))
+
+
+def possibly_edited(labels, edit, edit_rule) -> np.ndarray:
+    """(N,) bool: the verdicts (indices into VERDICT_CLASSES) that are not EDITED but whose edit score reaches the
+    rule's `possible_cut` (passed by a larger share of unedited validation images than the EDITED cut): shown
+    as "possibly edited", and uncertain. A rule without that cut has no band."""
+    cut = edit_rule.get("possible_cut") if edit_rule else None
+    if cut is None:
+        return np.zeros(len(labels), bool)
+    return (np.asarray(labels) != 1) & (np.asarray(edit) >= cut)
 
 
 def edit_evidence(edit, cut):
@@ -61,8 +82,10 @@ def verdicts(probs, classes, threshold=None, edit=None, edit_rule=None):
     """-> (the verdicts' class names, label indices (N,) into them, uncertain (N,) bool).
 
     Without `edit_rule`: the model's own decision over its `classes`. With one (a two-part detector: classes
-    REAL, FAKE, and `edit`, its (N,) edit scores): FAKE where the real-vs-fake part says so, else EDITED where
-    the edit score reaches the rule's cut, else REAL. `uncertain` is that of the model's own probabilities."""
+    REAL, FAKE, and `edit`, its (N,) edit scores): FAKE where the real-vs-fake part says so, unless the edit
+    score reaches the rule's cut and P(FAKE) is under its `edit_wins_below` (a strong edit over a middling
+    P(FAKE); absent: FAKE is always asked first); else EDITED where the edit score reaches the cut, else REAL.
+    `uncertain` is that of the model's own probabilities, and true in the "possibly edited" band too."""
     probs = np.atleast_2d(np.asarray(probs))
     decisions = np.asarray(decide(probs, threshold))
     unsure = uncertain(probs, threshold)
@@ -70,9 +93,12 @@ def verdicts(probs, classes, threshold=None, edit=None, edit_rule=None):
         return verdict_classes(classes), decisions, unsure
     if edit is None:
         raise ValueError("an edit rule needs the model's edit scores")
+    edited = np.asarray(edit) >= edit_rule["cut"]
     fake = decisions == list(classes).index("FAKE")
-    labels = np.where(fake, 2, np.where(np.asarray(edit) >= edit_rule["cut"], 1, 0))
-    return verdict_classes(classes, edit_rule), labels, unsure
+    if edit_rule.get("edit_wins_below") is not None:
+        fake &= ~(edited & (probs[:, list(classes).index("FAKE")] < edit_rule["edit_wins_below"]))
+    labels = np.where(fake, 2, np.where(edited, 1, 0))
+    return verdict_classes(classes, edit_rule), labels, unsure | possibly_edited(labels, edit, edit_rule)
 
 
 def ranking_probabilities(p_fake, edit, cut) -> np.ndarray:
@@ -84,7 +110,8 @@ def ranking_probabilities(p_fake, edit, cut) -> np.ndarray:
 
 def verdict_fields(probs, classes, threshold=None, edit=None, edit_rule=None, outside=None, outside_cut=None) -> dict:
     """One image's verdict as predict reports it: {label, probability, probabilities, uncertain, outside,
-    outside_score}, and with an edit rule also {p_fake, edit_score, edit_cut}. `probs`: its (C,) probabilities;
+    outside_score}, and with an edit rule also {p_fake, edit_score, edit_cut, possibly_edited, possible_cut}.
+    `probs`: its (C,) probabilities;
     `probability` is P(positive) for two classes, else that of the chosen class; `outside`: its outside score
     (utils.inference.outside), `outside_cut` the cut above which the image is unlike anything the detector
     learned (`outside_score`: 1 at the cut)."""
@@ -104,6 +131,8 @@ def verdict_fields(probs, classes, threshold=None, edit=None, edit_rule=None, ou
             p_fake=float(probs[list(classes).index("FAKE")]),
             edit_score=round(float(edit), 4),
             edit_cut=edit_rule["cut"],
+            possibly_edited=bool(possibly_edited(labels, [edit], edit_rule)[0]),
+            possible_cut=edit_rule.get("possible_cut"),
         )
     return fields
 
@@ -120,10 +149,11 @@ def score_rows(r) -> list:
     """[(name, value, bar in 0..1)] of one verdict's scores: a two-part detector's P(FAKE) and edit score (its bar
     `edit_evidence`), else each class's probability."""
     if "edit_score" in r:
+        band = f", possibly edited from {r['possible_cut']:.3f}" if r.get("possible_cut") is not None else ""
         return [
             ("P(FAKE)", r["p_fake"], r["p_fake"]),
             (
-                f"edit score (EDITED at {r['edit_cut']:.3f})",
+                f"edit score (EDITED at {r['edit_cut']:.3f}{band})",
                 r["edit_score"],
                 float(edit_evidence(max(0.0, r["edit_score"]), r["edit_cut"])),
             ),
@@ -131,10 +161,23 @@ def score_rows(r) -> list:
     return [(c, p, p) for c, p in r["probabilities"].items()]
 
 
+def verdict_flags(r) -> list:
+    """The flags one verdict carries, in the words every front door shows: possibly edited, uncertain, outside."""
+    return [flag for flag, on in (("possibly edited", r.get("possibly_edited")), ("uncertain", r["uncertain"]),
+                                  ("outside", r.get("outside"))) if on]
+
+
+def verdict_title(r) -> str:
+    """A picture's title for one verdict: its label and flags, e.g. "REAL (possibly edited, uncertain)"."""
+    flags = verdict_flags(r)
+    return r["label"] + (f" ({', '.join(flags)})" if flags else "")
+
+
 def format_line(r) -> str:
     """One tab-separated line for one file's result: path, label, the probability (P(positive), P(FAKE) for a
     two-part detector, else the chosen class's), then the edit score or every class's probability, the flags
-    (uncertain, outside) and the edit box; `path ERROR reason` for a file that could not be read, and `path
+    (possibly edited, uncertain, outside) and the edit box; `path ERROR reason` for a file that could not be read,
+    and `path
     SKIPPED reason` for one skipped in a folder."""
     if "error" in r:
         return f"{r['path']}\tERROR\t{r['error']}"
@@ -146,6 +189,6 @@ def format_line(r) -> str:
         scores = ""
     else:
         scores = "\t" + " ".join(f"{c}={p:.4f}" for c, p in r["probabilities"].items())
-    flags = ("\tuncertain" if r["uncertain"] else "") + ("\toutside" if r.get("outside") else "")
+    flags = "".join(f"\t{flag}" for flag in verdict_flags(r))
     box = f"\tedit_box={','.join(map(str, r['edit_box']))}" if r.get("edit_box") else ""
     return f"{r['path']}\t{r['label']}\t{r['probability']:.4f}{scores}{flags}{box}"

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from sklearn.metrics import auc, roc_curve
 
-from utils.inference.verdict import decide
+from utils.inference.verdict import decide, verdict_title
 
 RIGHT, WRONG = "#1a9850", "#d73027"
 
@@ -72,6 +72,15 @@ def prediction_grid(images, labels, probs, classes, indices, ncols=2, suptitle=N
     indices = list(indices)
     titles, correct = prediction_titles(labels, probs, classes, indices, threshold)
     return image_grid([images[i] for i in indices], titles, correct, ncols=ncols, suptitle=suptitle, **kw)
+
+
+def verdict_grid(rows, ncols=2, suptitle=None):
+    """The pictures that predict() read (with keep_arrays), each titled with its verdict and flags ("possibly
+    edited", "uncertain", "outside") as predict.py prints them; files it could not read are left out."""
+    read = [r for r in rows if "label" in r]
+    titles = [f"{Path(r['path']).name}\n{verdict_title(r)}" for r in read]
+    return image_grid([np.asarray(r["view"]).transpose(2, 0, 1) for r in read], titles, ncols=ncols,
+                      suptitle=suptitle)
 
 
 def training_curves(history):

@@ -60,6 +60,11 @@ class TrainConfig:
                              "families)", metavar="K1,K2")
     edit_classes: str = option("REAL", "the classes --synthetic-edits hits: REAL, or REAL,FAKE for an edit localiser "
                                "whose map must not tell real from generated", metavar="C1,C2")
+    edits_label_neutral: bool = option(False, "edits never change a class: --synthetic-edits keep their image's "
+                                       "class and a folder's EDITED images count as REAL, their sources' class (a "
+                                       "real-vs-fake network that an edit does not move)", flag="on")
+    own_edits_repeat: int = option(1, "each of the training folder's own EDITED images appears this many times a "
+                                   "pass (the user's edits, a few thousand among the synthetic ones)", metavar="K")
     label_smoothing: float = option(0.0, "move targets this far towards uniform (0: off)")
     ema: float = option(0.0, "validate and save an exponential moving average of the weights with this decay "
                         "(e.g. 0.999; 0: off)", metavar="DECAY")
@@ -75,6 +80,8 @@ class TrainConfig:
     seed: int = option(0, "seed for the split, initialisation and batch order")
     device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, ...")
     out: str = option(None, "run folder (default runs/<model>-<train split>-<time>)")
+    init_from: str = option(None, "start from this checkpoint's weights and normalisation (the same model and "
+                            "classes): a fine-tune", metavar="CHECKPOINT")
     resume: bool = option(False, "continue the run in --out from its last.pt", flag="on")
     image_size: int = option(32, "the side of the model's square view of an image (32: CIFAKE's size)", metavar="N")
     resize: str = option(None, "how an image of another size is brought to N: crop (the centred N x N of its own "
@@ -90,7 +97,7 @@ class TrainConfig:
                                      "(utils/inference/outside.py)")
     balance: bool = option(False, "weight the loss inversely to class frequency (EDITED is a minority)", flag="on")
     tune_threshold: bool = option(False, "two classes: choose the decision threshold with the best validation "
-                                  "balanced accuracy (stored in the checkpoint)", flag="on")
+                                  "balanced accuracy (stored in the checkpoint)", flag="switch")
     sync_bn: bool = option(False, "under torchrun on CUDA: BatchNorm statistics over every rank's batch", flag="on")
     calibrate: bool = option(True, "fit a temperature on the validation split so that probabilities are calibrated "
                              "(--no-calibrate skips it)", flag="off")
@@ -127,6 +134,17 @@ def add_flags(parser):
 # (chosen on validation: docs/results.md, "Recipe").
 _STRONG = dict(train_path="train", lr=3e-3, ema=0.999, tta="flip")
 
+# robust training: JPEG, resize and blur each on 40% of every batch (0.4 rather than 0.3: on validation, resized
+# images 95.31% against 94.54% for 0.4 points of clean accuracy)
+RECIPES_ROBUST = dict(model="fullres_cnn_x2_pool_first", budget_minutes=18, robust=0.4, **_STRONG)
+
+# the default detector's edit localiser (shipping/two_part.py): the edits recipe's network, but every family of
+# edit drawn on REAL and FAKE images alike, so its map answers "was a region changed" and never "is this a
+# photograph"; the verdict comes from the map, P(FAKE) from the robust detector
+RECIPES_LOCALISER = {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
+                                       synthetic_edits=0.5, edit_kinds="all", edit_classes="REAL,FAKE", robust=0.25,
+                                       robust_extra="sharpen,webp,palette", budget_minutes=40)}
+
 RECIPES = {
     # chosen on the validation split of train-medium (docs/results.md, "How the defaults were chosen")
     "default": {},
@@ -147,21 +165,27 @@ RECIPES = {
     "sprint": dict(model="fullres_cnn", train_path="train", epochs=1, max_train_images=50000, lr=3e-3, whiten=True),
     # the most accurate CPU run: the pool-first x2, as many epochs as fit 18 minutes
     "best": dict(model="fullres_cnn_x2_pool_first", budget_minutes=18, **_STRONG),
-    # the same with robust training: JPEG, resize and blur each on 40% of every batch (0.4 rather than 0.3: on
-    # validation, resized images 95.31% against 94.54% for 0.4 points of clean accuracy)
-    "robust": dict(model="fullres_cnn_x2_pool_first", budget_minutes=18, robust=0.4, **_STRONG),
+    # the same with robust training
+    "robust": RECIPES_ROBUST,
     # REAL / EDITED / FAKE with an edit map, on all of train, the shipped EDITED and synthetic edits of half the
     # REAL photos of every batch (bench/edits.py measures it; the model chosen on validation, docs/results.md).
     # Every class, edited or not, then meets the same label-neutral changes (robust 0.25 of each trained kind,
     # after the edit): without them "no JPEG-75 history" was learned as EDITED (bench/bias.py)
     "edits": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
                                 synthetic_edits=0.5, robust=0.25, budget_minutes=20)},
-    # the default detector's edit localiser (shipping/two_part.py): the edits recipe's network, but every family of
-    # edit drawn on REAL and FAKE images alike, so its map answers "was a region changed" and never "is this
-    # a photograph"; the verdict comes from the map, P(FAKE) from the robust detector
-    "localiser": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
-                                    synthetic_edits=0.5, edit_kinds="all", edit_classes="REAL,FAKE", robust=0.25,
-                                    robust_extra="sharpen,webp,palette", budget_minutes=40)},
+    # the default detector's real-vs-fake part: the shipped robust detector fine-tuned on train and the shipped
+    # EDITED images with every edit (the 17 families, on REAL and FAKE alike, and the shipped EDITED counted as
+    # the REAL photos they were made from) drawn as label-neutral, so that an edit does not read as "generated";
+    # train-edits split as the localiser's run splits it, so neither part sees the held-out EDITED images
+    "real_vs_fake_edits": {**RECIPES_ROBUST, **dict(train_path="train-edits", test_path="test", synthetic_edits=0.2,
+                                                    edit_kinds="all", edit_classes="REAL,FAKE",
+                                                    edits_label_neutral=True, lr=3e-4, budget_minutes=0, epochs=6,
+                                                    tune_threshold=True, init_from="weights/real_vs_fake_robust.pt")},
+    "localiser": RECIPES_LOCALISER,
+    # the default detector's localiser: two_part's, fine-tuned with each of the folder's own EDITED images (the
+    # user's edits: faint blurred regions, salt-and-pepper over the whole image) eight times a pass
+    "localiser_own_edits": {**RECIPES_LOCALISER, **dict(own_edits_repeat=8, init_from="weights/two_part.pt", lr=1e-3,
+                                                        epochs=2, budget_minutes=0)},
     # bench/gpu.py's run on a GPU: the model that validated best on an H200 (98.58%; x16 and resnet18 lower),
     # with the regularisers that validated best for fullres_cnn_x4 there (98.21% against 98.15% without)
     "gpu": dict(model="fullres_cnn_x8_pool_first", epochs=30, batch_size=512, robust=0.2, label_smoothing=0.1,

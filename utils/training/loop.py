@@ -18,7 +18,7 @@ from data.synthetic_edits import edit_classes_from, kinds_from
 from models import ImageClassifier, build_model, count_parameters, edit_map_loss, loss_function, probabilities
 from models.whitening import whiten_first_conv
 from utils import distributed
-from utils.inference.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from utils.inference.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint, start_from
 from utils.inference.metrics import classification_metrics, edit_map_metrics
 from utils.inference.scoring import run_with_map
 from utils.inference.verdict import decide
@@ -59,7 +59,9 @@ class Trainer:
         classes = data.classes
         model = ImageClassifier(build_model(config.model, len(classes)), data.mean, data.std).to(device)
         model.tta = config.tta
-        if config.whiten:  # an initialisation only: a resumed run then loads its trained weights over it
+        if config.init_from:  # a fine-tune; either way a resumed run then loads its own weights over these
+            log(start_from(model, config.init_from, config.model, classes))
+        elif config.whiten:
             log(whiten_first_conv(model, data.train_images, seed=config.seed))
         self.parameters = count_parameters(model)
         log(f"model {config.model}: {self.parameters:,} parameters; classes {classes} "

@@ -60,7 +60,8 @@ def load_training_data(config, device, verbose) -> TrainingData:
     masks = edit_masks(folder)[0] if "EDITED" in folder.classes else None
     split = training_split(folder, config.val_fraction, config.seed, config.synthetic_edits,
                            kinds_from(config.edit_kinds), config.max_train_images, masks, config.robust,
-                           edit_classes_from(config.edit_classes), config.max_val_images)
+                           edit_classes_from(config.edit_classes), config.max_val_images,
+                           config.edits_label_neutral, config.own_edits_repeat)
     if len(split.val_labels) == 0:
         raise DataError("the validation split is empty: use a val_fraction above 0 with at least 2 images a class")
     # Gathered once into RAM when it fits: random access into the training part is then a plain tensor index
