@@ -41,7 +41,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py or ship.py (default: the shipped "
-                                             "default detector, weights/two_part.pt)")
+                                             "default detector, weights/two_part_edits.pt)")
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -146,3 +146,37 @@ def test_the_docs_say_what_the_cards_say(tmp_path):
     card = cards["two_part"]
     changed = {**cards, "two_part": {**card, "test": {**card["test"], "accuracy": card["test"]["accuracy"] / 2}}}
     assert stale_docs(changed, tmp_path) == ["README.md", "docs/model-card.md"]
+
+
+def test_the_default_tells_a_label_neutral_change_from_an_edit(shipped_root):
+    """docs/model-card.md, "Where a label-neutral change ends and an edit begins", on both sides of the line: a whole
+    image re-saved, resized, blurred or noised within the trained ranges is not EDITED; salt-and-pepper specks
+    over the whole image are, and a strongly blurred region is at least "possibly edited" more often."""
+    from data.degradations import DEGRADATIONS, jpeg
+    from data.edits import blur_patch, salt_and_pepper
+    from data.images import load_image
+    from utils.inference.checkpoint import load_classifier
+    from utils.inference.predict import score_images
+    paths, labels = regression_slice(shipped_root / "test-3class")
+    real = np.stack([load_image(p)[0] for p, y in zip(paths, labels) if y == "REAL"])  # 200 (H, W, 3)
+    tensor = torch.from_numpy(real.transpose(0, 3, 1, 2).copy())
+
+    def each(edit):
+        return torch.from_numpy(np.stack([edit(x) for x in real]).transpose(0, 3, 1, 2).copy())
+
+    classifier = load_classifier(default_detector())
+
+    def shares(x):  # saved as CIFAKE saves its files, as every test image is
+        s = score_images(classifier, jpeg(x, 75))
+        names = np.asarray(s["classes"])[s["predictions"]]
+        return float(np.mean(names == "EDITED")), float(np.mean((names == "EDITED") | s["possibly_edited"]))
+
+    label_neutral = {"blur sigma 1.0": DEGRADATIONS["blur"].apply(tensor, 1.0, None),
+                     "noise std 8": DEGRADATIONS["noise"].apply(tensor, 8.0, torch.Generator().manual_seed(0)),
+                     "down to 16 px and back": DEGRADATIONS["resize"].apply(tensor, 16, None),
+                     "JPEG 60": jpeg(tensor, 60)}
+    for name, x in label_neutral.items():
+        assert shares(x)[0] <= 0.03, name
+    assert shares(each(lambda x: salt_and_pepper(x, (0, 0, 32, 32), 0.06)))[0] >= 0.9
+    region, unedited = shares(each(lambda x: blur_patch(x, (10, 10, 12, 12), 3.0))), shares(tensor)
+    assert region[1] >= unedited[1] + 0.1
