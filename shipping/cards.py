@@ -12,7 +12,7 @@ from pathlib import Path
 from utils.inference.checkpoint import WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DETECTOR_ORDER = ("two_part_edits", "two_part", "three_class", "real_vs_fake_robust")  # the default first
+DETECTOR_ORDER = ("two_part", "two_part_edits", "three_class", "real_vs_fake_robust")  # the default first
 DOCS = ("README.md", "docs/model-card.md")
 BLOCK = re.compile(r"(<!-- cards:(\w+) -->\n)(.*?)(<!-- /cards:\2 -->)", re.S)
 

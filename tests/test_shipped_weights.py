@@ -148,10 +148,10 @@ def test_the_docs_say_what_the_cards_say(tmp_path):
     assert stale_docs(changed, tmp_path) == ["README.md", "docs/model-card.md"]
 
 
-def test_the_default_tells_a_label_neutral_change_from_an_edit(shipped_root):
+def test_two_part_edits_tells_a_label_neutral_change_from_an_edit(shipped_root):
     """docs/model-card.md, "Where a label-neutral change ends and an edit begins", on both sides of the line: a whole
     image re-saved, resized, blurred or noised within the trained ranges is not EDITED; salt-and-pepper specks
-    over the whole image are, and a strongly blurred region is at least "possibly edited" more often."""
+    over the whole image and a strongly blurred region are EDITED, or at least "possibly edited"."""
     from data.degradations import DEGRADATIONS, jpeg
     from data.edits import blur_patch, salt_and_pepper
     from data.images import load_image
@@ -160,13 +160,12 @@ def test_the_default_tells_a_label_neutral_change_from_an_edit(shipped_root):
     paths, labels = regression_slice(shipped_root / "test-3class")
     real = np.stack([load_image(p)[0] for p, y in zip(paths, labels) if y == "REAL"])  # 200 (H, W, 3)
     tensor = torch.from_numpy(real.transpose(0, 3, 1, 2).copy())
+    classifier = load_classifier(detector_path("two_part_edits"))
 
     def each(edit):
         return torch.from_numpy(np.stack([edit(x) for x in real]).transpose(0, 3, 1, 2).copy())
 
-    classifier = load_classifier(default_detector())
-
-    def shares(x):  # saved as CIFAKE saves its files, as every test image is
+    def shares(x):  # -> (EDITED, EDITED or possibly edited), saved as CIFAKE saves its files
         s = score_images(classifier, jpeg(x, 75))
         names = np.asarray(s["classes"])[s["predictions"]]
         return float(np.mean(names == "EDITED")), float(np.mean((names == "EDITED") | s["possibly_edited"]))
@@ -177,6 +176,7 @@ def test_the_default_tells_a_label_neutral_change_from_an_edit(shipped_root):
                      "JPEG 60": jpeg(tensor, 60)}
     for name, x in label_neutral.items():
         assert shares(x)[0] <= 0.03, name
-    assert shares(each(lambda x: salt_and_pepper(x, (0, 0, 32, 32), 0.06)))[0] >= 0.9
+    specks = shares(each(lambda x: salt_and_pepper(x, (0, 0, 32, 32), 0.06)))
     region, unedited = shares(each(lambda x: blur_patch(x, (10, 10, 12, 12), 3.0))), shares(tensor)
-    assert region[1] >= unedited[1] + 0.1
+    assert specks[0] >= 0.5 and specks[1] >= 0.95
+    assert region[0] >= 0.4 and region[1] >= unedited[1] + 0.4
