@@ -19,8 +19,8 @@ its decision boundary: for two classes when P(positive) lies in the half of its 
 (0.25-0.75 for the usual cut at 0.5; with a threshold t tuned on validation, t/2 to (1+t)/2); for more classes
 when the chosen class is under 0.75.
 A model with an edit map also gives edit_box=x,y,w,h: the box around the pixels its map calls edited, in the view
-it saw (the default's only for an EDITED or possibly edited verdict); --masks DIR writes the maps themselves, and
---json has edit_box, edit_area (pixels) and mask (the PNG's path).
+it saw (a two-part detector's only for an EDITED or possibly edited verdict); --masks DIR writes the maps
+themselves, and --json has edit_box, edit_area (pixels) and mask (the PNG's path).
 A verdict on an image unlike anything the detector learned (its features far from those of its training images,
 utils/inference/outside.py) is marked "outside" (--json: "outside": true, with outside_score, 1 being the cut):
 its label is a guess. ONNX models do not carry that score ("outside": null).

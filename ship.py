@@ -28,7 +28,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", metavar="NAME", help=f"detectors to ship: {', '.join(DETECTORS)} "
                                                             "(default: all)")
-    p.add_argument("--run", help="the run folder to ship (default runs/weights-<name>); one NAME only")
+    p.add_argument("--run", help="the run folder to ship (default runs/weights-<name>; a detector trained as two runs "
+                                 "also reads <run>-localiser); one NAME only")
     p.add_argument("--train", action="store_true", help="train each detector first, with its recorded command")
     p.add_argument("--docs", action="store_true", help="only rewrite the docs' tables from the shipped cards")
     args = p.parse_args(argv)

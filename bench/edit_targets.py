@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Does a detector find the edits the user named, at its false-alarm promise? Per shipped detector (and any
---checkpoint), on data no detector trained on or was chosen by:
+--checkpoint), on images no detector trained on (their source photos and the REAL and FAKE images beside them
+may be in `train`, which real_vs_fake_robust trained on):
 
 - held out: the seed's own EDITED images (train-real-edited/EDITED and train-fake-edited/EDITED, as gathered in
   train-edits) in the seeded validation part of train-edits (seed 0, 10%, an edited image on the side of its

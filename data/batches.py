@@ -11,6 +11,7 @@ import torch
 
 from .degradations import CIFAKE_JPEG_QUALITY, jpeg, robust_augment
 from .lazy import TF
+from .sources import DataError
 from .synthetic_edits import KINDS, edit_some, with_edited_class
 
 VAL_EDIT_SEED = 7919  # the validation part's synthetic edits: fixed, so every epoch and every reader sees the same
@@ -81,21 +82,25 @@ def training_split(folder, val_fraction, seed, synthetic_edits=0.0, edit_kinds=K
     `label_neutral`: edits do not change a class (a real-vs-fake run): the folder's EDITED images count as REAL,
     the class of the photos they were made from, and synthetic edits keep their image's class. The parts are
     drawn before that, so they are the same images as an edit run's on the same folder and seed.
-    `own_edits_repeat`: each of the folder's own EDITED images of the training part appears this many times in it
-    (the user's edits, a few thousand among the synthetic ones drawn on every batch)."""
+    `own_edits_repeat`: each of the folder's own EDITED images of the training part (after `max_train_images`)
+    appears this many times in it (the user's edits, a few thousand among the synthetic ones drawn on every batch;
+    with `label_neutral`, as REAL)."""
     classes, labels = list(folder.classes), np.asarray(folder.labels)
     if synthetic_edits and "EDITED" not in classes and not label_neutral:
         classes, remap = with_edited_class(classes)
         labels = remap.numpy()[labels]
     train_idx, val_idx = keep_edits_with_sources(folder, *split_train_val(labels, val_fraction, seed))
-    if own_edits_repeat > 1 and "EDITED" in folder.classes:
-        own = train_idx[np.asarray(folder.labels)[train_idx] == folder.classes.index("EDITED")]
-        train_idx = np.sort(np.concatenate([train_idx, np.repeat(own, own_edits_repeat - 1)]))
     if label_neutral and "EDITED" in classes:
         classes, labels = label_edits_as_sources(classes, labels)
     if max_train_images and max_train_images < len(train_idx):
         rng = np.random.default_rng(seed + 1)
         train_idx = np.sort(rng.choice(train_idx, max_train_images, replace=False))
+    if own_edits_repeat > 1:
+        if "EDITED" not in folder.classes:
+            raise DataError(f"{folder.root}: own_edits_repeat {own_edits_repeat} repeats the folder's EDITED images, "
+                             "and it has none")
+        own = train_idx[np.asarray(folder.labels)[train_idx] == folder.classes.index("EDITED")]
+        train_idx = np.sort(np.concatenate([train_idx, np.repeat(own, own_edits_repeat - 1)]))
     if max_val_images and max_val_images < len(val_idx):
         rng = np.random.default_rng(seed + 2)
         val_idx = np.sort(rng.choice(val_idx, max_val_images, replace=False))

@@ -71,7 +71,8 @@ def files_table(cards) -> str:
             ["answers", *(" / ".join(c.get("verdict_classes") or c["classes"]) for c in cards.values())],
             ["files", *(f"`{c['weights']}` {c['bytes'] / 1e6:.2f} MB ({c['dtype']}), `{c['onnx']}` "
                         f"{c['onnx_bytes'] / 1e6:.2f} MB" for c in cards.values())],
-            ["trained by", *(f"`{c['train_command']}`, then `{c['ship_command']}`" for c in cards.values())],
+            ["trained by", *(", then ".join(f"`{cmd}`" for cmd in [*c["train_command"].split(", then "),
+                                                                    c["ship_command"]]) for c in cards.values())],
             ["epochs, TTA, temperature",
              *(f"{c['epochs']}, {c['tta']}, {c['temperature']:.3f}" for c in cards.values())],
             ["commit, train / validation signature",

@@ -52,8 +52,8 @@ DETECTORS = {
         # the outside score reads both parts' activations and the noise-residual spectrum: of the four candidates
         # bench/outside.py fits, it separates the made outside sets best (mean ROC-AUC 0.80; docs/results.md)
         outside=dict(with_map=True, residual=True)),
-    # the default: two_part's two networks, each fine-tuned: P(FAKE) so that no edit moves it, the localiser on
-    # the user's own EDITED images; its run is the real-vs-fake part, its localiser a second run
+    # two_part's two networks, each fine-tuned: P(FAKE) so that no edit moves it, the localiser on the user's own
+    # EDITED images; its run is the real-vs-fake part, its localiser a second run
     "two_part_edits": dict(
         what="REAL / EDITED / FAKE as two answers: P(FAKE) from real_vs_fake_robust fine-tuned with every edit drawn "
              "as label-neutral (the real_vs_fake_edits recipe), EDITED from two_part's localiser fine-tuned on the "
@@ -158,9 +158,10 @@ def ship(name, run=None, out_dir=WEIGHTS_DIR, log=print) -> dict:
     if spec.get("joins"):  # the run is one part; the other is a shipped detector's weights
         log(f"{name}: joining {run} with weights/{spec['joins']}.pt and fitting the edit rule")
         ck = two_part_checkpoint(load_checkpoint(detector_path(spec["joins"])), ck)
-    elif spec.get("localiser_args"):  # the run is the real-vs-fake part; the detector's own localiser run joins it
-        log(f"{name}: joining {run} with the localiser {run_dir(name, 'localiser')}, fitting the edit rule")
-        ck = two_part_checkpoint(ck, load_checkpoint(run_dir(name, "localiser") / "checkpoint.pt"))
+    elif spec.get("localiser_args"):  # the run is the real-vs-fake part; its localiser run, <run>-localiser, joins it
+        localiser_run = Path(f"{run}-localiser")
+        log(f"{name}: joining {run} with the localiser {localiser_run}, fitting the edit rule")
+        ck = two_part_checkpoint(ck, load_checkpoint(localiser_run / "checkpoint.pt"))
     features = {"with_map": False, "residual": False, **spec.get("outside", {})}
     stats = ck.get("outside") or {}
     # a run without the score, or with one fitted another way or on other features than this detector's

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import write_split
 
-from data import load_folder
+from data import DataError, load_folder
 from data.batches import training_split
 from data.synthetic_edits import ALL_KINDS, edit_some
 
@@ -48,6 +48,9 @@ def test_the_folders_own_edits_repeat_in_training_only(edited_folder):
     assert own(once) > 0 and own(thrice) == 3 * own(once)
     assert len(thrice.train_idx) == len(once.train_idx) + 2 * own(once)
     assert np.array_equal(once.val_idx, thrice.val_idx) and torch.equal(once.val_images, thrice.val_images)
+    with pytest.raises(DataError, match="has none"):  # a folder without EDITED images has nothing to repeat
+        training_split(load_folder(write_split(edited_folder.root.parent / "plain", {"REAL": 8, "FAKE": 8}),
+                                   verbose=False), 0.25, 0, own_edits_repeat=3)
 
 
 @pytest.fixture(scope="module")

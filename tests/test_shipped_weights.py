@@ -103,7 +103,7 @@ def test_predict_with_no_model_named_uses_the_shipped_detector(shipped_root, cap
         fake = r["p_fake"] >= threshold and not (edited and r["p_fake"] < (rule.get("edit_wins_below") or 0))
         assert set(r["probabilities"]) == {"REAL", "FAKE"} and r["p_fake"] == r["probabilities"]["FAKE"]
         assert r["label"] == ("FAKE" if fake else "EDITED" if edited else "REAL")
-        assert r["possibly_edited"] == (not edited and r["edit_score"] >= rule.get("possible_cut", np.inf))
+        assert r["possibly_edited"] == (r["label"] != "EDITED" and r["edit_score"] >= rule.get("possible_cut", np.inf))
 
 
 def test_ship_writes_weights_onnx_and_a_card_that_reproduces(trained_run, tmp_path):

@@ -75,7 +75,8 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
     metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder),
-                                 scored["possibly_edited"] if scored["edit_scores"] is not None else None))
+                                 scored["possibly_edited"]
+                                 if (checkpoint[1].get("edit_rule") or {}).get("possible_cut") is not None else None))
     if scored["maps"] is not None:
         metrics["edit_map"] = folder_edit_map_metrics(folder, scored["maps"])
     if jpeg_quality is not None:

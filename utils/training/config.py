@@ -173,7 +173,7 @@ RECIPES = {
     # after the edit): without them "no JPEG-75 history" was learned as EDITED (bench/bias.py)
     "edits": {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
                                 synthetic_edits=0.5, robust=0.25, budget_minutes=20)},
-    # the default detector's real-vs-fake part: the shipped robust detector fine-tuned on train and the shipped
+    # two_part_edits's real-vs-fake part: the shipped robust detector fine-tuned on train and the shipped
     # EDITED images with every edit (the 17 families, on REAL and FAKE alike, and the shipped EDITED counted as
     # the REAL photos they were made from) drawn as label-neutral, so that an edit does not read as "generated";
     # train-edits split as the localiser's run splits it, so neither part sees the held-out EDITED images
@@ -182,7 +182,7 @@ RECIPES = {
                                                     edits_label_neutral=True, lr=3e-4, budget_minutes=0, epochs=6,
                                                     tune_threshold=True, init_from="weights/real_vs_fake_robust.pt")},
     "localiser": RECIPES_LOCALISER,
-    # the default detector's localiser: two_part's, fine-tuned with each of the folder's own EDITED images (the
+    # two_part_edits's localiser: two_part's, fine-tuned with each of the folder's own EDITED images (the
     # user's edits: faint blurred regions, salt-and-pepper over the whole image) eight times a pass
     "localiser_own_edits": {**RECIPES_LOCALISER, **dict(own_edits_repeat=8, init_from="weights/two_part.pt", lr=1e-3,
                                                         epochs=2, budget_minutes=0)},
