@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from data import load_folder, resolve_split
-from data.batches import keep_edits_with_sources, split_train_val
+from data.batches import training_split
 from data.derived import edit_kinds, edit_masks
 from shipping.detectors import DETECTORS, detector_path
 from utils.inference.checkpoint import load_classifier
@@ -36,11 +36,11 @@ SIZES = ((0, 0.02), (0.02, 0.1), (0.1, 0.5), (0.5, 1.01))  # the share of pixels
 
 
 def held_out(folder_name="train-edits", val_fraction=0.1, seed=0):
-    """-> {EDITED, REAL, FAKE: uint8 images} of the seeded validation part of `folder_name`."""
+    """-> {EDITED, REAL, FAKE: uint8 images} of the seeded validation part of `folder_name`, as a run splits it."""
     folder = load_folder(resolve_split(folder_name), verbose=False)
-    labels = np.asarray(folder.labels)
-    _, val = keep_edits_with_sources(folder, *split_train_val(labels, val_fraction, seed))
-    return {c: torch.from_numpy(folder.images[val[labels[val] == folder.classes.index(c)]])
+    val = training_split(folder, val_fraction, seed).val_idx
+    labels = np.asarray(folder.labels)[val]
+    return {c: torch.from_numpy(folder.images[val[labels == folder.classes.index(c)]])
             for c in ("EDITED", "REAL", "FAKE")}
 
 

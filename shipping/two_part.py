@@ -21,7 +21,7 @@ from models import ImageClassifier, build_model, probabilities
 from utils.inference.checkpoint import model_from_checkpoint
 from utils.inference.evaluation import checkpoint_split
 from utils.inference.scoring import run_with_map
-from utils.inference.verdict import edit_scores, verdicts
+from utils.inference.verdict import edit_score_parts, edit_scores, verdicts
 
 FALSE_ALARM = 0.01           # the share of unedited images (REAL and FAKE, label-neutral changes drawn) called EDITED
 POSSIBLE_FALSE_ALARM = 0.05  # ... and shown as "possibly edited" or EDITED
@@ -80,17 +80,6 @@ def validation_sets(localiser: dict) -> dict:
             "own_edited": split.val_images[edited.numpy() & (source == "EDITED")]}
 
 
-def _candidates(neg_maps, pixels, whole_weights):
-    """-> [(pixels, relative weight, whole weight)]: the whole-image weight, and that weight in units of the one
-    that gives the mean alone the local evidence's EDITED cut."""
-    out = []
-    for size in pixels:
-        local_cut = np.quantile(edit_scores(neg_maps, size), 1 - FALSE_ALARM)
-        mean_cut = np.quantile(neg_maps.reshape(len(neg_maps), -1).mean(1), 1 - FALSE_ALARM)
-        out += [(size, w, float(w * local_cut / mean_cut)) for w in whole_weights]
-    return out
-
-
 def fit_edit_rule(model, localiser: dict, threshold=None, false_alarm=FALSE_ALARM, possible=POSSIBLE_FALSE_ALARM,
                   pixels=EDIT_SCORE_PIXELS, whole_weights=WHOLE_WEIGHTS, device="cpu") -> dict:
     """The edit rule of a joined `model` (an ImageClassifier over two_part), chosen on the localiser run's
@@ -111,14 +100,19 @@ def fit_edit_rule(model, localiser: dict, threshold=None, false_alarm=FALSE_ALAR
         return float(np.mean(scores >= cut)) if len(scores) else None
 
     by_candidate = {}
-    for size, relative, weight in _candidates(maps["unedited"], pixels, whole_weights):
-        neg, pos, own = (edit_scores(maps[k], size, weight) for k in ("unedited", "edited", "own_edited"))
-        cut, possible_cut = (float(np.quantile(neg, 1 - fa)) for fa in (false_alarm, possible))
-        by_candidate[f"{size}px, whole {relative:g}x"] = dict(
-            pixels=size, whole_weight=weight, cut=cut, possible_cut=possible_cut,
-            called_edited=share(neg, cut), possibly_edited=share(neg, possible_cut), edited_recall=share(pos, cut),
-            edited_recall_possible=share(pos, possible_cut), own_edited_recall=share(own, cut),
-            own_edited_recall_possible=share(own, possible_cut))
+    for size in pixels:
+        parts = {k: edit_score_parts(maps[k], size) for k in ("unedited", "edited", "own_edited")}
+        local_cut, whole_cut = (np.quantile(p, 1 - false_alarm) for p in parts["unedited"])
+        for relative in whole_weights:  # in units of the weight that gives the mean alone the local cut
+            weight = float(relative * local_cut / whole_cut)
+            neg, pos, own = (np.maximum(local, weight * whole) for local, whole in
+                             (parts[k] for k in ("unedited", "edited", "own_edited")))
+            cut, possible_cut = (float(np.quantile(neg, 1 - fa)) for fa in (false_alarm, possible))
+            by_candidate[f"{size}px, whole {relative:g}x"] = dict(
+                pixels=size, whole_weight=weight, cut=cut, possible_cut=possible_cut,
+                called_edited=share(neg, cut), possibly_edited=share(neg, possible_cut), edited_recall=share(pos, cut),
+                edited_recall_possible=share(pos, possible_cut), own_edited_recall=share(own, cut),
+                own_edited_recall_possible=share(own, possible_cut))
     best = max(by_candidate, key=lambda k: (by_candidate[k]["edited_recall"],
                                             by_candidate[k]["edited_recall_possible"]))
     rule = {k: by_candidate[best][k] for k in ("pixels", "whole_weight", "cut", "possible_cut")}

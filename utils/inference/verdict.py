@@ -45,12 +45,17 @@ def edit_scores(prob_maps, pixels, whole_weight=0.0) -> np.ndarray:
     - whole-image: the map's mean, times `whole_weight` (0: not used). An edit spread over the whole image (the
       seed's salt-and-pepper specks) lifts the map everywhere, and the median with it: only the mean sees it.
       The map was trained to stay low under every label-neutral change, so those do not lift it."""
+    local, whole = edit_score_parts(prob_maps, pixels)
+    return np.maximum(local, whole_weight * whole) if whole_weight else local
+
+
+def edit_score_parts(prob_maps, pixels) -> tuple:
+    """-> ((N,) local evidence, (N,) whole-image evidence) of `edit_scores`, before they are weighed."""
     if len(prob_maps) == 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
     flat = np.asarray(prob_maps, dtype=np.float32).reshape(len(prob_maps), -1)
     top = np.partition(flat, flat.shape[1] - pixels, axis=1)[:, -pixels:]
-    local = top.mean(1) - np.median(flat, axis=1)
-    return np.maximum(local, whole_weight * flat.mean(1)) if whole_weight else local
+    return top.mean(1) - np.median(flat, axis=1), flat.mean(1)
 
 
 def rule_edit_scores(prob_maps, edit_rule) -> np.ndarray:
