@@ -17,7 +17,7 @@ from utils.inference.checkpoint import image_view, load_classifier
 from utils.inference.metrics import classification_metrics, edit_map_metrics, edited_recall
 from utils.inference.predict import score_images
 from utils.inference.scoring import run_model, select_device
-from utils.inference.verdict import decide
+from utils.inference.verdict import decide, has_possible_band
 
 
 def map_labels(folder_classes, model_classes, where) -> np.ndarray:
@@ -74,9 +74,8 @@ def evaluate(checkpoint, test_path="test", batch_size=None, device="auto", verbo
                                      scored["predictions"])
     metrics.update(images_per_s=len(labels) / scored["seconds"], test_path=str(folder.root),
                    skipped=len(folder.skipped), found=folder.found, tta=checkpoint[0].tta)
-    metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder),
-                                 scored["possibly_edited"]
-                                 if (checkpoint[1].get("edit_rule") or {}).get("possible_cut") is not None else None))
+    band = scored["possibly_edited"] if has_possible_band(checkpoint[1].get("edit_rule")) else None
+    metrics.update(edited_recall(labels, scored["predictions"], scored["classes"], edit_kinds(folder), band))
     if scored["maps"] is not None:
         metrics["edit_map"] = folder_edit_map_metrics(folder, scored["maps"])
     if jpeg_quality is not None:

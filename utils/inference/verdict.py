@@ -63,14 +63,18 @@ def rule_edit_scores(prob_maps, edit_rule) -> np.ndarray:
     return edit_scores(prob_maps, edit_rule["pixels"], edit_rule.get("whole_weight", 0.0))
 
 
+def has_possible_band(edit_rule) -> bool:
+    """Whether a rule has the "possibly edited" band (a `possible_cut`); `two_part`'s has none."""
+    return bool(edit_rule) and edit_rule.get("possible_cut") is not None
+
+
 def possibly_edited(labels, edit, edit_rule) -> np.ndarray:
     """(N,) bool: the verdicts (indices into VERDICT_CLASSES) that are not EDITED but whose edit score reaches the
     rule's `possible_cut` (passed by a larger share of unedited validation images than the EDITED cut): shown
     as "possibly edited", and uncertain. A rule without that cut has no band."""
-    cut = edit_rule.get("possible_cut") if edit_rule else None
-    if cut is None:
+    if not has_possible_band(edit_rule):
         return np.zeros(len(labels), bool)
-    return (np.asarray(labels) != 1) & (np.asarray(edit) >= cut)
+    return (np.asarray(labels) != 1) & (np.asarray(edit) >= edit_rule["possible_cut"])
 
 
 def edit_evidence(edit, cut):
