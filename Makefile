@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SEED ?= 0
 
-.PHONY: setup demo test bench bench-deps notebook app weights clean-cache
+.PHONY: setup demo test bench bench-deps train-deps notebook app weights clean-cache
 
 setup: $(STAMP)
 
@@ -32,7 +32,13 @@ test: setup
 app: setup
 	$(BIN)/python app.py
 
-weights: setup
+# two_part_edits's localiser also trains on unedited photographs from elsewhere (data/other_photos.py): Debian's
+# opencv-doc sample photographs, a source the real-photo bench never reads (apt-get, as root)
+train-deps:
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null) \
+		|| echo "could not install opencv-doc; training two_part_edits will say what it lacks" >&2
+
+weights: setup train-deps
 	$(BIN)/python prepare.py
 	$(BIN)/python ship.py --train
 

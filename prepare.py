@@ -3,14 +3,17 @@
 
 SOURCE: the shipped archive (default: ../shared/datasets/cifake-seed.tar.gz when it exists), a Kaggle-style
 CIFAKE zip or folder (train/REAL, train/FAKE, test/...), or any folder of <split>/<CLASS>/<images>.
-Splits already in images/ are kept; derived splits (edited, three-class, perturbed copies of `test`) are made
-once, and made again only when the code that makes them has changed.
+Splits already in images/ are kept; derived splits (edited, three-class, perturbed copies of `test`, and
+`other-photos` where Debian's opencv-doc is installed) are made once, and made again only when the code that makes
+them has changed.
 """
 import argparse
+import sys
 
-from data import default_data_root, load_folder, prepare
+from data import default_data_root, load_folder, other_photos, prepare
 from data.degradations import TEST_COPIES, describe_copy
 from data.images import RESIZE_MODES, default_resize
+from data.other_photos import build_other_photos
 from utils import cli
 
 
@@ -31,6 +34,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     root = args.data_root or default_data_root()
     splits = prepare(args.source, root, perturb=args.perturb)
+    # the edit localiser's unedited photographs from elsewhere (made only where Debian's opencv-doc is installed)
+    if build_other_photos(root, log=lambda line: print(line, file=sys.stderr)) and other_photos.SPLIT not in splits:
+        splits.append(other_photos.SPLIT)
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:
         for split in splits:

@@ -216,7 +216,7 @@ def fit_outside_for(ck, **features) -> dict:
     labels = np.zeros(len(folder.images), np.int64)
     labels[split.train_idx] = split.train_labels  # in the split's classes (EDITED among them when it edits)
     return fit_for_run(model_from_checkpoint(ck), folder.images, labels, split.val_images, split.val_labels,
-                       ck["config"], split.classes, pool=split.train_idx, **features)
+                       ck["config"], split.classes, pool=split.train_idx, val_masks=split.val_masks, **features)
 
 
 def _outside_card(classifier, test_path) -> dict:

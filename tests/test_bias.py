@@ -136,6 +136,13 @@ def test_the_score_is_fitted_on_training_batches_and_cut_on_unedited_validation_
     again = fit_for_run(model, images, labels, val, val_labels, config, classes)
     assert stats["heldout_images"] == 80 and stats["threshold"] == pytest.approx(again["threshold"])
     assert stats["fit_view"] == "training batches"
+    # a label-neutral run: the edited images keep their class (REAL here), and their masks say which they are
+    masks = torch.zeros(100, 32, 32, dtype=torch.bool)
+    masks[80:, :4, :4] = True
+    neutral = fit_for_run(model, images, labels, far, np.zeros(100, np.int64), config, classes, val_masks=masks)
+    unmasked = fit_for_run(model, images, labels, far, np.zeros(100, np.int64), config, classes)
+    assert neutral["heldout_images"] == 80 and neutral["threshold"] == pytest.approx(again["threshold"])
+    assert unmasked["heldout_images"] == 100 and unmasked["threshold"] > neutral["threshold"]
 
 
 def write_like(rng):

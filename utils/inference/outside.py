@@ -159,16 +159,21 @@ def rows_on_cpu(images, idx) -> torch.Tensor:
     return torch.as_tensor(np.asarray(images[idx]))
 
 
-def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, **features) -> dict:
+def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, val_masks=None,
+                **features) -> dict:
     """fit_outside on a seeded sample of the config's outside_fit_images (FIT_IMAGES) of `images` (those indexed
     by `pool`, default all: a run's training images; `labels` theirs, in `classes`), as `training_view` shows
     them, cut on the run's unedited validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is
     unlike them by nature, and cutting on edited images too set the cut so high that few photographs from elsewhere
-    passed it). `images`: a tensor or a memory-mapped cache alike; `features`: fit_outside's with_map and residual."""
+    passed it). An edited validation image is known by its label (EDITED) or, where edits keep their class (a
+    label-neutral run), by its edit mask `val_masks`. `images`: a tensor or a memory-mapped cache alike; `features`:
+    fit_outside's with_map and residual."""
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     most = min(config.get("outside_fit_images", FIT_IMAGES), FIT_BYTES // max(1, images[0].nbytes))
     idx = np.sort(np.random.default_rng(seed).permutation(pool)[:most])
     fit = training_view(rows_on_cpu(images, idx), np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
+    if val_masks is not None:
+        unedited &= ~np.asarray(val_masks).reshape(len(val_masks), -1).any(1)
     return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}

@@ -65,6 +65,10 @@ class TrainConfig:
                                        "real-vs-fake network that an edit does not move)", flag="on")
     own_edits_repeat: int = option(1, "each of the training folder's own EDITED images appears this many times a "
                                    "pass (the user's edits, a few thousand among the synthetic ones)", metavar="K")
+    other_photos: str = option("", "a split or folder of unedited photographs from other sources (data/other_photos.py "
+                               "makes `other-photos`), added to the training part as REAL with nothing edited, never "
+                               "to validation: an edit localiser learns that a photograph made elsewhere is not "
+                               "edited everywhere ('': none)", metavar="SPLIT")
     label_smoothing: float = option(0.0, "move targets this far towards uniform (0: off)")
     ema: float = option(0.0, "validate and save an exponential moving average of the weights with this decay "
                         "(e.g. 0.999; 0: off)", metavar="DECAY")
@@ -183,9 +187,10 @@ RECIPES = {
                                                     tune_threshold=True, init_from="weights/real_vs_fake_robust.pt")},
     "localiser": RECIPES_LOCALISER,
     # two_part_edits's localiser: two_part's, fine-tuned with each of the folder's own EDITED images (the
-    # user's edits: faint blurred regions, salt-and-pepper over the whole image) eight times a pass
+    # user's edits: faint blurred regions, salt-and-pepper over the whole image) eight times a pass, and unedited
+    # photographs from elsewhere (other-photos), so that salt-and-pepper is not learned as "unlike CIFAKE"
     "localiser_own_edits": {**RECIPES_LOCALISER, **dict(own_edits_repeat=8, init_from="weights/two_part.pt", lr=1e-3,
-                                                        epochs=2, budget_minutes=0)},
+                                                        epochs=2, budget_minutes=0, other_photos="other-photos")},
     # bench/gpu.py's run on a GPU: the model that validated best on an H200 (98.58%; x16 and resnet18 lower),
     # with the regularisers that validated best for fullres_cnn_x4 there (98.21% against 98.15% without)
     "gpu": dict(model="fullres_cnn_x8_pool_first", epochs=30, batch_size=512, robust=0.2, label_smoothing=0.1,

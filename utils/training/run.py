@@ -143,7 +143,7 @@ def calibrated_best(trainer, clock=None):
     with clock("outside fit"):
         ck["outside"] = fit_for_run(model, trainer.data.train_images, trainer.data.train_labels,
                                     trainer.data.val_images, trainer.data.val_labels, ck["config"],
-                                    trainer.data.classes)
+                                    trainer.data.classes, val_masks=trainer.data.val_masks)
     trainer.log(f"outside-what-I-know cut {ck['outside']['threshold']:.3g} (the {ck['outside']['quantile']:.1%} "
                 f"quantile of {ck['outside']['heldout_images']} validation images)")
     if trainer.main:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, load_folder, resolve_split
+from data import DataError, load_folder, other_photos, resolve_split
 from data.batches import training_split
 from data.derived import edit_masks
 from data.rows import DiskRows
@@ -68,11 +68,42 @@ def load_training_data(config, device, verbose) -> TrainingData:
     train_images = folder.images.subset(split.train_idx)
     if train_images.nbytes <= IN_MEMORY_BYTES:
         train_images = torch.from_numpy(train_images[:])
+    train_labels = split.train_labels
     train_masks = None if masks is None else torch.from_numpy(masks[split.train_idx])
+    if config.other_photos:
+        train_images, train_labels, train_masks = with_other_photos(config, split.classes, train_images, train_labels,
+                                                                    train_masks, verbose)
     mean, std = channel_stats(train_images)
     if device.type == "cuda" and not isinstance(train_images, DiskRows):  # every batch is then gathered and
         # augmented on the GPU, no host copies
         train_images = train_images.to(device)
         train_masks = None if train_masks is None else train_masks.to(device)
-    return TrainingData(folder.root, split.classes, train_images, split.train_labels, split.val_images,
+    return TrainingData(folder.root, split.classes, train_images, train_labels, split.val_images,
                         split.val_labels, mean, std, train_masks, split.val_masks)
+
+
+def with_other_photos(config, classes, images, labels, masks, verbose):
+    """The training part with the photographs of `config.other_photos` appended: REAL, nothing edited. -> (images,
+    labels, masks)."""
+    if isinstance(images, DiskRows):
+        raise DataError(f"--other-photos {config.other_photos}: the training part is too large to hold in memory, "
+                        "and the photographs are added to it there")
+    if "REAL" not in classes:
+        raise DataError(f"--other-photos {config.other_photos}: the photographs join the REAL class, and the training "
+                        f"folder's classes are {classes}")
+    try:
+        where = resolve_split(config.other_photos)
+    except DataError as e:
+        if config.other_photos != other_photos.SPLIT:
+            raise
+        raise DataError(f"{e}\n{other_photos.SPLIT} is made by `python prepare.py` from Debian's opencv-doc "
+                        f"photographs: `{other_photos.INSTALL}` first (`make train-deps`)") from None
+    photos = load_folder(where, verbose=verbose, image_size=config.image_size, resize=config.resize)
+    if photos.classes != ["REAL"]:
+        raise DataError(f"{photos.root}: --other-photos takes a folder of unedited photographs in REAL/ alone, found "
+                        f"class folders {photos.classes}")
+    extra = torch.from_numpy(photos.images[:])
+    labels = np.concatenate([labels, np.full(len(extra), classes.index("REAL"), dtype=labels.dtype)])
+    if masks is not None:
+        masks = torch.cat([masks, torch.zeros(len(extra), *masks.shape[1:], dtype=masks.dtype)])
+    return torch.cat([images, extra]), labels, masks
