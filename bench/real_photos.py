@@ -10,7 +10,7 @@ one JSON object: the first detector's (the default's) whole-photo figures at the
 called_real, outside, called_real_or_outside, called_edited, confident_fake: called FAKE with probability >= 0.9,
 and the last two among the verdicts given without an outside warning), every table under "detectors".
 
-    python bench/real_photos.py [--detectors three_class,real_vs_fake_robust]
+    python bench/real_photos.py [--detectors three_class,real_vs_fake_robust] [--checkpoint PATH ...]
 """
 import argparse
 import collections
@@ -75,7 +75,10 @@ def rates(labels, classes, uncertain, probs, outside) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--detectors", default=",".join(DETECTORS))
+    p.add_argument("--checkpoint", action="append", default=[], help="another checkpoint to measure (repeatable)")
     args = p.parse_args()
+    detectors = {n: (detector_path(n), DETECTORS[n]["what"]) for n in args.detectors.split(",") if n}
+    detectors |= {c: (Path(c), "a checkpoint") for c in args.checkpoint}
     photos, missing = real_photo_files()
     by_source = collections.Counter(source for source, _ in photos)
     not_found = sum(len(m["files"]) for m in missing.values())
@@ -86,8 +89,8 @@ def main():
     all_views = views(photos)
     first_scale = next(iter(SCALES))
     result = {"by_source": dict(by_source), "missing": missing, "detectors": {}}
-    for name in args.detectors.split(","):
-        model, ck = load_classifier(detector_path(name))
+    for name, (path, what) in detectors.items():
+        model, ck = load_classifier(path)
         # scale 1 through predict.py's own path, and the same views in memory must agree with it
         from_files = list(predict((model, ck), [p for _, p in photos], device="cpu"))
         table = {}
@@ -113,7 +116,7 @@ def main():
                                                            np.r_[scores[0], scores[1]]))
             table["cifake_test_outside"] = float(np.mean(scores[0] > ck["outside"]["threshold"]))
         result["detectors"][name] = table
-        print(f"\n== {name} ({DETECTORS[name]['what']})")
+        print(f"\n== {name} ({what})")
         print(f"{'scale':34s} {'n':>4s} " + " ".join(f"{c:>16s}" for c in scored["classes"])
               + "  uncertain  outside  REAL|outside  FAKE>=0.9  EDITED,inside  FAKE>=0.9,inside")
         for scale, row in ((k, v) for k, v in table.items() if k in all_views):

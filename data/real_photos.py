@@ -11,6 +11,7 @@ photograph (the wallpaper packages' drawings and renders are left out).
 - Debian's plasma-workspace-wallpapers: 11 photographs in /usr/share/wallpapers
 (`make bench-deps` installs them all: `pip install scikit-image`, `apt-get install mate-backgrounds
 lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers`)
+The photographs a detector trains on from elsewhere (data/other_photos.py, Debian's opencv-doc) are never listed here.
 """
 import importlib.util
 from pathlib import Path
