@@ -7,25 +7,30 @@ EDITED cut and within "possibly edited", on all edited validation images and on 
 
     python bench/edit_rule.py --real-vs-fake runs/weights-two-part-edits/checkpoint.pt \\
         --localiser runs/weights-two-part-edits-localiser/checkpoint.pt     # or --localiser weights/two_part.pt
+    python bench/edit_rule.py --real-vs-fake weights/real_vs_fake_robust.pt --localiser ... --save /tmp/joined.pt
 
 The last line is the rule as one JSON object.
 """
 import argparse
 import json
 
+from shipping.detectors import DETECTORS, fit_outside_for
 from shipping.two_part import two_part_checkpoint
-from utils.inference.checkpoint import load_checkpoint, localiser_of
+from utils.inference.checkpoint import load_checkpoint, localiser_of, save_checkpoint
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--real-vs-fake", required=True, help="a REAL / FAKE checkpoint")
     p.add_argument("--localiser", required=True, help="an edit-map checkpoint, or a two-part detector")
+    p.add_argument("--save", metavar="PATH", help="also write the joined checkpoint, its outside score fitted as "
+                   "ship.py fits a two-part detector's (for bench/real_photos.py, bench/edit_targets.py --checkpoint)")
     args = p.parse_args()
     localiser = load_checkpoint(args.localiser)
     if localiser["model_name"] == "two_part":
         localiser = localiser_of(localiser)
-    rule = two_part_checkpoint(load_checkpoint(args.real_vs_fake), localiser)["edit_rule"]
+    ck = two_part_checkpoint(load_checkpoint(args.real_vs_fake), localiser)
+    rule = ck["edit_rule"]
     v = rule["validation"]
     print(f"fitted on {rule['fit_on']}")
     print("candidate: EDITED recall at the 1% cut / within possibly edited (5%), all edited | the folder's own")
@@ -34,6 +39,10 @@ def main():
                else f"{c['own_edited_recall']:.3f} / {c['own_edited_recall_possible']:.3f}")
         print(f"{name:>18}: {c['edited_recall']:.3f} / {c['edited_recall_possible']:.3f} | {own}")
     print("balanced accuracy by edit_wins_below:", v["balanced_accuracy_by_edit_wins_below"])
+    if args.save:
+        ck["outside"] = fit_outside_for(ck, **DETECTORS["two_part"]["outside"])
+        save_checkpoint(ck, args.save)
+        print(f"wrote {args.save}")
     print(json.dumps({k: val for k, val in rule.items() if k != "validation"}))
 
 
