@@ -143,6 +143,15 @@ def test_the_score_is_fitted_on_training_batches_and_cut_on_unedited_validation_
     unmasked = fit_for_run(model, images, labels, far, np.zeros(100, np.int64), config, classes)
     assert neutral["heldout_images"] == 80 and neutral["threshold"] == pytest.approx(again["threshold"])
     assert unmasked["heldout_images"] == 100 and unmasked["threshold"] > neutral["threshold"]
+    # fitted on the training images as they are: no edit or change drawn, the same cut rule
+    from utils.inference.outside import CLEAN_VIEW, fit_outside
+    clean = fit_for_run(model, images, labels, far, val_labels, config, classes, view=CLEAN_VIEW)
+    direct = fit_outside(model, images, far[:80])
+    assert clean["fit_view"] == CLEAN_VIEW and clean["threshold"] == pytest.approx(direct["threshold"])
+    assert all(torch.allclose(clean["groups"][g]["mean"], direct["groups"][g]["mean"]) for g in direct["groups"])
+    assert not torch.allclose(stats["groups"]["32"]["mean"], direct["groups"]["32"]["mean"])  # the drawn view differs
+    with pytest.raises(ValueError, match="unknown outside fit view"):
+        fit_for_run(model, images, labels, far, val_labels, config, classes, view="test images")
 
 
 def write_like(rng):

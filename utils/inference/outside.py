@@ -29,7 +29,11 @@ OUTSIDE_QUANTILE = 0.975
 FIT_IMAGES = 20000  # training images the Gaussians are fitted on (a seeded sample; a run may ask for fewer)
 FIT_BYTES = 256 * 2 ** 20  # and at most this much of them: 20,000 at 32 px, 1,365 crops of 256 px
 RIDGE = 1e-2        # added to the covariance's diagonal, times its mean variance: keeps it invertible
-FIT_VIEW = "training batches"  # what the Gaussians are fitted on; statistics fitted otherwise are refitted by ship()
+# what the Gaussians are fitted on: the training images as the run's batches showed them (edits and label-neutral
+# changes drawn), or as they are (FIT_VIEWS); statistics fitted otherwise than a detector's are refitted by ship()
+FIT_VIEW = "training batches"
+CLEAN_VIEW = "training images as they are"
+FIT_VIEWS = (FIT_VIEW, CLEAN_VIEW)
 
 
 @torch.no_grad()
@@ -160,20 +164,26 @@ def rows_on_cpu(images, idx) -> torch.Tensor:
 
 
 def fit_for_run(model, images, labels, val_images, val_labels, config: dict, classes, pool=None, val_masks=None,
-                **features) -> dict:
+                view=FIT_VIEW, **features) -> dict:
     """fit_outside on a seeded sample of the config's outside_fit_images (FIT_IMAGES) of `images` (those indexed
     by `pool`, default all: a run's training images; `labels` theirs, in `classes`), as `training_view` shows
     them, cut on the run's unedited validation images: about 2.5% of photos like CIFAKE's are then outside (an edit is
     unlike them by nature, and cutting on edited images too set the cut so high that few photographs from elsewhere
     passed it). An edited validation image is known by its label (EDITED) or, where edits keep their class (a
-    label-neutral run), by its edit mask `val_masks`. `images`: a tensor or a memory-mapped cache alike; `features`:
+    label-neutral run), by its edit mask `val_masks`. `view` CLEAN_VIEW fits the images as they are, with no change
+    drawn: a tighter score, for a run whose drawn edits and changes widened it so far that photographs from
+    elsewhere fell inside (two_part_edits). `images`: a tensor or a memory-mapped cache alike; `features`:
     fit_outside's with_map and residual."""
+    if view not in FIT_VIEWS:
+        raise ValueError(f"unknown outside fit view {view!r}; use one of {FIT_VIEWS}")
     seed = config.get("seed", 0)
     pool = np.arange(len(images)) if pool is None else np.asarray(pool)
     most = min(config.get("outside_fit_images", FIT_IMAGES), FIT_BYTES // max(1, images[0].nbytes))
     idx = np.sort(np.random.default_rng(seed).permutation(pool)[:most])
-    fit = training_view(rows_on_cpu(images, idx), np.asarray(labels)[idx], config, classes, seed)
+    fit = rows_on_cpu(images, idx)
+    if view == FIT_VIEW:
+        fit = training_view(fit, np.asarray(labels)[idx], config, classes, seed)
     unedited = np.asarray(val_labels) != (classes.index("EDITED") if "EDITED" in classes else -1)
     if val_masks is not None:
         unedited &= ~np.asarray(val_masks).reshape(len(val_masks), -1).any(1)
-    return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": FIT_VIEW}
+    return {**fit_outside(model, fit, val_images[torch.from_numpy(unedited)], **features), "fit_view": view}
