@@ -35,7 +35,8 @@ app: setup
 # two_part_edits's localiser also trains on unedited photographs from elsewhere (data/other_photos.py): Debian's
 # opencv-doc sample photographs, a source the real-photo bench never reads (apt-get, as root)
 train-deps:
-	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null) \
+	dpkg -s opencv-doc >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null) \
 		|| echo "could not install opencv-doc; training two_part_edits will say what it lacks" >&2
 
 weights: setup train-deps

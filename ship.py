@@ -43,6 +43,14 @@ def main(argv=None):
         p.error(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTORS)}")
     if args.run and (len(names) != 1 or args.train):
         p.error("--run ships one named detector, without --train")
+    if args.train:  # a split a later run needs is missing: say so now, not hours into the first runs
+        from data.other_photos import resolve_photos
+        from utils.training.config import RECIPES
+        for name in names:
+            for train_args in train_commands(name):
+                recipe = train_args[train_args.index("--recipe") + 1] if "--recipe" in train_args else "default"
+                for split in filter(None, [RECIPES[recipe].get("other_photos")]):
+                    resolve_photos(split)  # a DataError that says how to make it
     for name in names:
         for train_args in train_commands(name) if args.train else []:
             command = [sys.executable, "train.py", *train_args]

@@ -16,7 +16,8 @@ import json
 
 from shipping.detectors import DETECTORS, fit_outside_for
 from shipping.two_part import two_part_checkpoint
-from utils.inference.checkpoint import load_checkpoint, localiser_of, save_checkpoint
+from utils.inference.checkpoint import DEFAULT_DETECTOR, load_checkpoint, localiser_of, save_checkpoint
+from utils.inference.outside import FIT_VIEW
 
 
 def main():
@@ -24,7 +25,9 @@ def main():
     p.add_argument("--real-vs-fake", required=True, help="a REAL / FAKE checkpoint")
     p.add_argument("--localiser", required=True, help="an edit-map checkpoint, or a two-part detector")
     p.add_argument("--save", metavar="PATH", help="also write the joined checkpoint, its outside score fitted as "
-                   "ship.py fits a two-part detector's (for bench/real_photos.py, bench/edit_targets.py --checkpoint)")
+                   "ship.py fits --like's (for bench/real_photos.py, bench/edit_targets.py --checkpoint)")
+    p.add_argument("--like", default=DEFAULT_DETECTOR, choices=[n for n, d in DETECTORS.items() if "outside" in d],
+                   help="the shipped detector whose outside-score settings --save uses (default %(default)s)")
     args = p.parse_args()
     localiser = load_checkpoint(args.localiser)
     if localiser["model_name"] == "two_part":
@@ -40,7 +43,8 @@ def main():
         print(f"{name:>18}: {c['edited_recall']:.3f} / {c['edited_recall_possible']:.3f} | {own}")
     print("balanced accuracy by edit_wins_below:", v["balanced_accuracy_by_edit_wins_below"])
     if args.save:
-        ck["outside"] = fit_outside_for(ck, **DETECTORS["two_part"]["outside"])
+        spec = DETECTORS[args.like]
+        ck["outside"] = fit_outside_for(ck, view=spec.get("outside_view", FIT_VIEW), **spec["outside"])
         save_checkpoint(ck, args.save)
         print(f"wrote {args.save}")
     print(json.dumps({k: val for k, val in rule.items() if k != "validation"}))

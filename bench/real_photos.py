@@ -25,7 +25,7 @@ from data.degradations import jpeg
 from data.images import open_rgb, square_view
 from data.real_photos import listed_photos, real_photo_files, tiles
 from shipping.detectors import DETECTORS, detector_path
-from utils.inference.checkpoint import load_classifier
+from utils.inference.checkpoint import DEFAULT_DETECTOR, load_classifier
 from utils.inference.metrics import wilson_interval
 from utils.inference.outside import outside_scores
 from utils.inference.predict import predict, score_images
@@ -74,11 +74,15 @@ def rates(labels, classes, uncertain, probs, outside) -> dict:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--detectors", default=",".join(DETECTORS))
+    shipped = [DEFAULT_DETECTOR, *(n for n in DETECTORS if n != DEFAULT_DETECTOR)]
+    p.add_argument("--detectors", default=",".join(shipped),
+                   help="shipped detectors, the default first (its figures are the last line's top level)")
     p.add_argument("--checkpoint", action="append", default=[], help="another checkpoint to measure (repeatable)")
     args = p.parse_args()
     detectors = {n: (detector_path(n), DETECTORS[n]["what"]) for n in args.detectors.split(",") if n}
     detectors |= {c: (Path(c), "a checkpoint") for c in args.checkpoint}
+    if not detectors:
+        p.error("nothing to measure: name --detectors or a --checkpoint")
     photos, missing = real_photo_files()
     by_source = collections.Counter(source for source, _ in photos)
     not_found = sum(len(m["files"]) for m in missing.values())

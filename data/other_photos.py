@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import degradations, images
 from .degradations import CIFAKE_JPEG_QUALITY
 from .folders import code_fingerprint, is_fresh, staged_folder, write_manifest
 from .images import IMAGE_SIZE, open_rgb, square_view
+from .sources import DataError, resolve_split
 
 SPLIT = "other-photos"
 INSTALL = "apt-get install opencv-doc"
@@ -56,18 +58,19 @@ def build_other_photos(data_root, log=print, folder=FOLDER, views_per_photo=VIEW
     photographs change). -> whether the split is there; without any photograph, `log` is told how to get them."""
     paths, missing = photo_files(folder)
     if not paths:
-        log(f"  {SPLIT}: not made, none of its {len(PHOTOS)} photographs found under {folder} ({INSTALL}; only "
-            "the edit localiser's training reads it)")
-        return False
+        there = (Path(data_root) / SPLIT).is_dir()
+        log(f"  {SPLIT}: {'kept as it is' if there else 'not made'}, none of its {len(PHOTOS)} photographs found "
+            f"under {folder} ({INSTALL}; only the edit localiser's training reads it)")
+        return there
     target = Path(data_root) / SPLIT
-    fingerprint = code_fingerprint(sys.modules[__name__], seed=SEED, views=views_per_photo,
-                                   photos=[str(p.relative_to(folder)) for p in paths])
+    fingerprint = code_fingerprint(images, degradations, sys.modules[__name__], seed=SEED, views=views_per_photo,
+                                   photos={str(p.relative_to(folder)): p.stat().st_size for p in paths})
     if is_fresh(target, fingerprint):
         return True
     rng = np.random.default_rng(SEED)
     with staged_folder(target, replace=True) as stage:
         (stage / "REAL").mkdir(parents=True)
-        for i, path in enumerate(paths):
+        for path in paths:
             im = open_rgb(path)
             for k, box in enumerate(random_boxes(*im.size, views_per_photo, rng)):
                 view = Image.fromarray(square_view(im, box))
@@ -81,3 +84,14 @@ def build_other_photos(data_root, log=print, folder=FOLDER, views_per_photo=VIEW
     log(f"  {SPLIT}: REAL={len(paths) * views_per_photo} ({len(paths)} photographs x {views_per_photo} views"
         + (f"; {len(missing)} not found: {', '.join(missing)}" if missing else "") + ")")
     return True
+
+
+def resolve_photos(split) -> Path:
+    """resolve_split, whose error for SPLIT itself says how to make it."""
+    try:
+        return resolve_split(split)
+    except DataError as e:
+        if split != SPLIT:
+            raise
+        raise DataError(f"{e}\n{SPLIT} is made by `python prepare.py` from Debian's opencv-doc photographs: "
+                        f"`{INSTALL}` first (`make train-deps`)") from None

@@ -1,6 +1,7 @@
 """Unedited photographs from elsewhere for the edit localiser's training (data/other_photos.py): a source the
 real-photo bench never reads, views in both histories (PNG as predict.py sees a photo, JPEG 75 as CIFAKE saves),
 and a training part they join as REAL with nothing edited, the validation part untouched."""
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 
 from data import DataError, load_folder
 from data import other_photos as op
-from data.real_photos import SOURCES, _package_dir
+from data.real_photos import SOURCES, _package_dir, real_photo_files
 
 
 def test_the_training_photographs_come_from_no_source_the_real_photo_bench_reads():
@@ -22,6 +23,9 @@ def test_the_training_photographs_come_from_no_source_the_real_photo_bench_reads
             continue
         bench = (bench / sub).resolve()
         assert not training.is_relative_to(bench) and not bench.is_relative_to(training), source
+    # and no file of one is a copy of a file of the other, wherever both are installed
+    digest = lambda p: hashlib.sha1(Path(p).read_bytes()).hexdigest()  # noqa: E731
+    assert not {digest(p) for p in op.photo_files()[0]} & {digest(p) for _, p in real_photo_files()[0]}
 
 
 def _photos(folder: Path, n: int):
@@ -74,6 +78,10 @@ def test_other_photographs_join_the_training_part_as_unedited_real_photos_only(t
     assert torch.equal(more.train_images[-10:], torch.from_numpy(load_folder(photos, verbose=False).images[:]))
     assert not more.train_masks[-10:].any() and torch.equal(more.train_masks[:-10], plain.train_masks)
     assert torch.equal(more.val_images, plain.val_images) and np.array_equal(more.val_labels, plain.val_labels)
+    plain_folder = write_split(tmp_path / "plain", {"REAL": 12, "FAKE": 12}, seed=5)  # no EDITED: no masks at all
+    two = load_training_data(make_config(**{**common, "train_path": str(plain_folder)}, other_photos=str(photos)),
+                             torch.device("cpu"), verbose=False)
+    assert two.train_masks is None and len(two.train_labels) == len(two.train_images) and two.train_labels[-1] == 0
     with pytest.raises(DataError, match="REAL/ alone"):
         load_training_data(make_config(**common, other_photos=str(root)), torch.device("cpu"), verbose=False)
     with pytest.raises(DataError, match="opencv-doc"):  # the shipped split's name, not made here: how to make it

@@ -1,5 +1,5 @@
 """The shipped detectors (weights/): each loads, matches its model card on a fixed slice of the test split, and
-its ONNX export agrees with it; predict.py with no model named uses the default one (two_part)."""
+its ONNX export agrees with it; predict.py with no model named uses the default one (two_part_edits)."""
 import json
 from pathlib import Path
 
@@ -139,6 +139,10 @@ def test_the_docs_say_what_the_cards_say(tmp_path):
     from shipping.cards import DOCS, load_cards, render, stale_docs
     cards = load_cards()
     assert stale_docs(cards) == []
+    default = next(iter(cards))  # the default leads every table, and only its row says so
+    assert default == default_detector().stem
+    assert f"| `{default}` (default) |" in (REPO_ROOT / "README.md").read_text()
+    assert (REPO_ROOT / "README.md").read_text().count(" (default) |") == 1
     for doc in DOCS:
         text = (REPO_ROOT / doc).read_text()
         assert "<!-- cards:" in text and render(text, cards) == text

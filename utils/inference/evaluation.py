@@ -143,8 +143,9 @@ def checkpoint_split(ck):
     config = ck["config"]
     size, resize = image_view(ck)
     folder = load_folder(resolve_split(config["train_path"]), verbose=False, image_size=size, resize=resize)
+    masks = edit_masks(folder)[0] if "EDITED" in folder.classes else None  # as training passes them
     return folder, training_split(folder, config["val_fraction"], config["seed"], config["synthetic_edits"],
-                                  kinds_from(config["edit_kinds"]), config["max_train_images"],
+                                  kinds_from(config["edit_kinds"]), config["max_train_images"], masks,
                                   robust=config["robust"], edit_classes=edit_classes_from(config["edit_classes"]),
                                   max_val_images=config["max_val_images"],
                                   label_neutral=config.get("edits_label_neutral", False),

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data import DataError, load_folder, other_photos, resolve_split
+from data import DataError, load_folder, resolve_split
 from data.batches import training_split
 from data.derived import edit_masks
+from data.other_photos import resolve_photos
 from data.rows import DiskRows
 from data.synthetic_edits import edit_classes_from, kinds_from
 from utils import distributed
@@ -91,14 +92,9 @@ def with_other_photos(config, classes, images, labels, masks, verbose):
     if "REAL" not in classes:
         raise DataError(f"--other-photos {config.other_photos}: the photographs join the REAL class, and the training "
                         f"folder's classes are {classes}")
-    try:
-        where = resolve_split(config.other_photos)
-    except DataError as e:
-        if config.other_photos != other_photos.SPLIT:
-            raise
-        raise DataError(f"{e}\n{other_photos.SPLIT} is made by `python prepare.py` from Debian's opencv-doc "
-                        f"photographs: `{other_photos.INSTALL}` first (`make train-deps`)") from None
-    photos = load_folder(where, verbose=verbose, image_size=config.image_size, resize=config.resize)
+    where = resolve_photos(config.other_photos)
+    with distributed.main_first():
+        photos = load_folder(where, verbose=verbose, image_size=config.image_size, resize=config.resize)
     if photos.classes != ["REAL"]:
         raise DataError(f"{photos.root}: --other-photos takes a folder of unedited photographs in REAL/ alone, found "
                         f"class folders {photos.classes}")
