@@ -1,19 +1,19 @@
 #!/usr/bin/env python
 """Classify image files and folders (recursively): by default with the shipped default detector
-(weights/two_part.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
+(weights/two_part_edits.pt, see docs/model-card.md); `--checkpoint` names a checkpoint from train.py instead, and
 `--model` an ONNX model from export.py (runs on onnxruntime alone, torch is not imported; the default's export is
-weights/two_part.onnx).
+weights/two_part_edits.onnx).
 
 One line per file (utils.inference.verdict.format_line): path, label, probability, then the scores, the flags
 and the edit box. The default detector answers two questions apart: the probability printed is P(FAKE) from a
 whole-image real-vs-fake network, and `edit_score` comes from an edit map (a region that stands out from the
-rest of its image); the label is FAKE, else EDITED where the edit score reaches its cut (fitted so that 1% of
-unedited validation images pass it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box).
-weights/two_part_edits.pt (--checkpoint) also sees a change spread over the whole image, and flags a verdict that
-is not EDITED but whose edit score reaches a lower cut, that 5% pass, "possibly edited" and uncertain (--json:
-possibly_edited, possible_cut). A checkpoint of
-two classes prints P(positive class) (FAKE, or EDITED; REAL is negative) whatever the label; of more classes,
-that of the predicted label followed by every class's probability (REAL=... EDITED=... FAKE=...).
+rest of its image, or a change spread over all of it); the label is FAKE, unless a strong edit meets a middling
+P(FAKE), else EDITED where the edit score reaches its cut (fitted so that 1% of unedited validation images pass
+it), else REAL (--json: p_fake, edit_score, edit_cut, edit_box). A verdict that is not EDITED but whose edit
+score reaches a lower cut, that 5% pass, is flagged "possibly edited" and uncertain (--json: possibly_edited,
+possible_cut); weights/two_part.pt has no such band and asks FAKE first. A checkpoint of two classes prints
+P(positive class) (FAKE, or EDITED; REAL is negative) whatever the label; of more classes, that of the
+predicted label followed by every class's probability (REAL=... EDITED=... FAKE=...).
 Probabilities are calibrated on the validation split (temperature scaling). A verdict is marked "uncertain" near
 its decision boundary: for two classes when P(positive) lies in the half of its side of the cut nearest to it
 (0.25-0.75 for the usual cut at 0.5; with a threshold t tuned on validation, t/2 to (1+t)/2); for more classes
@@ -42,7 +42,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a checkpoint.pt written by train.py or ship.py (default: the shipped "
-                                             "default detector, weights/two_part.pt)")
+                                             "default detector, weights/two_part_edits.pt)")
     source.add_argument("--model", metavar="ONNX", help="a model.onnx written by export.py (no torch needed)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -9,10 +9,10 @@ import json
 import re
 from pathlib import Path
 
-from utils.inference.checkpoint import WEIGHTS_DIR
+from utils.inference.checkpoint import DEFAULT_DETECTOR, WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-DETECTOR_ORDER = ("two_part", "two_part_edits", "three_class", "real_vs_fake_robust")  # the default first
+DETECTOR_ORDER = ("two_part", "three_class", "real_vs_fake_robust")  # after the default
 DOCS = ("README.md", "docs/model-card.md")
 BLOCK = re.compile(r"(<!-- cards:(\w+) -->\n)(.*?)(<!-- /cards:\2 -->)", re.S)
 
@@ -20,7 +20,8 @@ BLOCK = re.compile(r"(<!-- cards:(\w+) -->\n)(.*?)(<!-- /cards:\2 -->)", re.S)
 def load_cards(weights_dir=WEIGHTS_DIR) -> dict:
     """{name: card} of every shipped detector, the default first."""
     cards = {p.stem: json.loads(p.read_text()) for p in Path(weights_dir).glob("*.json")}
-    order = [n for n in DETECTOR_ORDER if n in cards] + sorted(set(cards) - set(DETECTOR_ORDER))
+    known = [DEFAULT_DETECTOR, *(n for n in DETECTOR_ORDER if n != DEFAULT_DETECTOR)]
+    order = [n for n in known if n in cards] + sorted(set(cards) - set(known))
     return {name: cards[name] for name in order}
 
 
@@ -53,7 +54,7 @@ def detectors_table(cards) -> str:
     for name, c in cards.items():
         t, bias = c["test"], c["bias"]
         edits = _calls_edited(c)
-        rows.append([f"`{name}`" + (" (default)" if name == DETECTOR_ORDER[0] else ""), t["test_path"],
+        rows.append([f"`{name}`" + (" (default)" if name == DEFAULT_DETECTOR else ""), t["test_path"],
                      pct(t["accuracy"]), pct(t["balanced_accuracy"]), pct(_clean_test(c)["accuracy"]),
                      pct(_edited(c, "recall")) if edits else "", pct(t.get("edited_recall_possible")),
                      pct(t.get("edited_called_fake")), pct(t.get("real_called_edited")) if edits else "",

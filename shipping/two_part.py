@@ -1,4 +1,4 @@
-"""The default detector's two parts joined into one checkpoint (models/two_part.py), and its edit rule.
+"""A two-part detector's networks joined into one checkpoint (models/two_part.py), and its edit rule.
 
 `join(real_vs_fake, localiser)` takes two trained checkpoints: a REAL / FAKE classifier (its P(FAKE), threshold,
 temperature, TTA and outside-what-I-know score are kept as they are) and an edit-map network trained with

@@ -19,7 +19,7 @@ from utils.cli import UserError
 FORMAT = "ai-image-classifier/checkpoint"
 VERSION = 2
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # the shipped detectors (shipping/detectors.py)
-DEFAULT_DETECTOR = "two_part"  # the one used when no model is named (predict.py, the demo, the web page)
+DEFAULT_DETECTOR = "two_part_edits"  # the one used when no model is named (predict.py, the demo, the web page)
 
 
 class CheckpointError(UserError):

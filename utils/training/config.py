@@ -142,7 +142,7 @@ _STRONG = dict(train_path="train", lr=3e-3, ema=0.999, tta="flip")
 # images 95.31% against 94.54% for 0.4 points of clean accuracy)
 RECIPES_ROBUST = dict(model="fullres_cnn_x2_pool_first", budget_minutes=18, robust=0.4, **_STRONG)
 
-# the default detector's edit localiser (shipping/two_part.py): the edits recipe's network, but every family of
+# two_part's edit localiser (shipping/two_part.py): the edits recipe's network, but every family of
 # edit drawn on REAL and FAKE images alike, so its map answers "was a region changed" and never "is this a
 # photograph"; the verdict comes from the map, P(FAKE) from the robust detector
 RECIPES_LOCALISER = {**_STRONG, **dict(model="edit_map_srm", train_path="train-edits", test_path="test-3class",
