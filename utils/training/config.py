@@ -68,7 +68,8 @@ class TrainConfig:
     other_photos: str = option("", "a split or folder of unedited photographs from other sources (data/other_photos.py "
                                "makes `other-photos`), added to the training part as REAL with nothing edited, never "
                                "to validation: an edit localiser learns that a photograph made elsewhere is not "
-                               "edited everywhere ('': none)", metavar="SPLIT")
+                               "edited everywhere; added after --max-train-images, and counted by --balance "
+                               "('': none)", metavar="SPLIT")
     label_smoothing: float = option(0.0, "move targets this far towards uniform (0: off)")
     ema: float = option(0.0, "validate and save an exponential moving average of the weights with this decay "
                         "(e.g. 0.999; 0: off)", metavar="DECAY")
