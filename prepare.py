@@ -13,7 +13,6 @@ import sys
 from data import default_data_root, load_folder, other_photos, prepare
 from data.degradations import TEST_COPIES, describe_copy
 from data.images import RESIZE_MODES, default_resize
-from data.other_photos import build_other_photos
 from utils import cli
 
 
@@ -35,7 +34,8 @@ def main(argv=None):
     root = args.data_root or default_data_root()
     splits = prepare(args.source, root, perturb=args.perturb)
     # the edit localiser's unedited photographs from elsewhere (made only where Debian's opencv-doc is installed)
-    if build_other_photos(root, log=lambda line: print(line, file=sys.stderr)) and other_photos.SPLIT not in splits:
+    made = other_photos.build_other_photos(root, log=lambda line: print(line, file=sys.stderr))
+    if made and other_photos.SPLIT not in splits:
         splits.append(other_photos.SPLIT)
     print(f"splits in {root}: {', '.join(splits)}")
     if args.cache:

@@ -1,5 +1,6 @@
-"""`prepare()`: unpack a dataset into the data root, then make every derived split, once. The only code that
-writes splits; a split that is already there and was made by the current code is kept.
+"""`prepare()`: unpack a dataset into the data root, then make every derived split, once. With
+data.other_photos (which prepare.py also calls), the only code that writes splits; a split that is already there
+and was made by the current code is kept.
 
 1. unpack SOURCE (a .tar.gz/.tgz/.tar or .zip archive, or a folder of <split>/<CLASS>/<images>); an archive
    already unpacked (same path, size and mtime, recorded in `.unpacked.json`) is not read again;

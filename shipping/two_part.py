@@ -21,7 +21,7 @@ from models import ImageClassifier, build_model, probabilities
 from utils.inference.checkpoint import model_from_checkpoint
 from utils.inference.evaluation import checkpoint_split
 from utils.inference.scoring import run_with_map
-from utils.inference.verdict import edit_score_parts, edit_scores, verdicts
+from utils.inference.verdict import edit_score_parts, edit_scores, verdicts, weigh_evidence
 
 FALSE_ALARM = 0.01           # the share of unedited images (REAL and FAKE, label-neutral changes drawn) called EDITED
 POSSIBLE_FALSE_ALARM = 0.05  # ... and shown as "possibly edited" or EDITED
@@ -105,8 +105,7 @@ def fit_edit_rule(model, localiser: dict, threshold=None, false_alarm=FALSE_ALAR
         local_cut, whole_cut = (np.quantile(p, 1 - false_alarm) for p in parts["unedited"])
         for relative in whole_weights:  # in units of the weight that gives the mean alone the local cut
             weight = float(relative * local_cut / whole_cut)
-            neg, pos, own = (np.maximum(local, weight * whole) for local, whole in
-                             (parts[k] for k in ("unedited", "edited", "own_edited")))
+            neg, pos, own = (weigh_evidence(*parts[k], weight) for k in ("unedited", "edited", "own_edited"))
             cut, possible_cut = (float(np.quantile(neg, 1 - fa)) for fa in (false_alarm, possible))
             by_candidate[f"{size}px, whole {relative:g}x"] = dict(
                 pixels=size, whole_weight=weight, cut=cut, possible_cut=possible_cut,

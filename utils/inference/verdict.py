@@ -45,7 +45,12 @@ def edit_scores(prob_maps, pixels, whole_weight=0.0) -> np.ndarray:
     - whole-image: the map's mean, times `whole_weight` (0: not used). An edit spread over the whole image (the
       seed's salt-and-pepper specks) lifts the map everywhere, and the median with it: only the mean sees it.
       The map was trained to stay low under every label-neutral change, so those do not lift it."""
-    local, whole = edit_score_parts(prob_maps, pixels)
+    return weigh_evidence(*edit_score_parts(prob_maps, pixels), whole_weight)
+
+
+def weigh_evidence(local, whole, whole_weight) -> np.ndarray:
+    """The edit score from its two parts (`edit_score_parts`): the larger of the local evidence and the weighed
+    whole-image evidence."""
     return np.maximum(local, whole_weight * whole) if whole_weight else local
 
 
